@@ -1,0 +1,36 @@
+# Every target installs what it needs into .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test quality demo bench tokenizer clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+quality: $(STAMP)
+	$(BIN)/ruff check src tests recipes benchmarks scripts
+	$(BIN)/ruff format --check src tests recipes benchmarks scripts
+
+# Regenerates tokenizer/ bit-for-bit from si_hf.tokenization.
+tokenizer: $(STAMP)
+	$(BIN)/python scripts/build_tokenizers.py --output_dir tokenizer
+
+demo: $(STAMP)
+	$(BIN)/accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py --config recipes/copy/config_cpu.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_tasks.py
+	$(BIN)/python benchmarks/bench_labeling.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache outputs

@@ -1,0 +1,96 @@
+"""Prompt-masking data collator: the loss covers the completion and its EOS, never the prompt or padding."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from si_hf.tokenization import encode_completions, encode_prompts
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class PromptCompletionCollator:
+    """Trainer data collator over examples of either form:
+
+    - `{"prompt": str, "completion": str}`: framed as BOS + prompt and completion + EOS;
+    - `{"input_ids": list[int], "prompt_length": int}`: already framed (BOS ... EOS); the first
+      `prompt_length` tokens are masked.
+
+    Other keys (difficulty, round, ...) are ignored, so use `remove_unused_columns=False` in the
+    TrainingArguments when the dataset has string columns. Rows are right-padded with the pad token.
+    An example longer than `max_length` raises instead of being truncated: cutting the answer would
+    teach the model to stop early.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    pad_to_multiple_of: int | None = None
+    max_length: int | None = None
+
+    def __post_init__(self):
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError(
+                f"tokenizer {self.tokenizer.name_or_path!r} has no pad_token; one is needed to pad"
+            )
+        for field in ("pad_to_multiple_of", "max_length"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{field} must be a positive int or None, got {value!r}")
+
+    def _pretokenized(self, example: dict[str, Any]) -> tuple[list[int], int]:
+        ids, prompt_length = [int(i) for i in example["input_ids"]], int(example["prompt_length"])
+        if not 0 < prompt_length < len(ids):
+            raise ValueError(
+                f"prompt_length {prompt_length} must leave at least one completion token in "
+                f"input_ids of length {len(ids)}"
+            )
+        if ids[-1] != self.tokenizer.eos_token_id:
+            raise ValueError(
+                f"pre-tokenized input_ids must end with EOS id {self.tokenizer.eos_token_id}, got {ids[-1]}"
+            )
+        return ids, prompt_length
+
+    def _frame(self, examples: list[dict[str, Any]]) -> list[tuple[list[int], int]]:
+        framed: list[tuple[list[int], int] | None] = [None] * len(examples)
+        texts = []  # (row, prompt, completion), encoded in one batched call
+        for row, example in enumerate(examples):
+            if "prompt" in example and "completion" in example:
+                texts.append((row, example["prompt"], example["completion"]))
+            elif "input_ids" in example and "prompt_length" in example:
+                framed[row] = self._pretokenized(example)
+            else:
+                raise ValueError(
+                    "example needs keys ('prompt', 'completion') or ('input_ids', 'prompt_length'), "
+                    f"got {sorted(example)}"
+                )
+        if texts:
+            rows, prompts, completions = zip(*texts)
+            prompt_ids = encode_prompts(self.tokenizer, list(prompts))
+            completion_ids = encode_completions(self.tokenizer, list(completions))
+            for row, prompt, completion in zip(rows, prompt_ids, completion_ids):
+                framed[row] = (prompt + completion, len(prompt))
+        return framed
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not examples:
+            raise ValueError("cannot collate an empty list of examples")
+        framed = self._frame(examples)
+        length = max(len(ids) for ids, _ in framed)
+        if self.max_length is not None and length > self.max_length:
+            i = max(range(len(framed)), key=lambda j: len(framed[j][0]))
+            raise ValueError(
+                f"example {i} has {length} tokens, more than max_length={self.max_length}; "
+                "raise max_length or drop the example (it is not truncated, that would cut the answer)"
+            )
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(framed), length), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(framed), length), dtype=torch.long)
+        labels = torch.full((len(framed), length), IGNORE_INDEX, dtype=torch.long)
+        for row, (ids, prompt_length) in enumerate(framed):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+            labels[row, prompt_length : len(ids)] = input_ids[row, prompt_length : len(ids)]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

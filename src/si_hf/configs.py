@@ -1,0 +1,230 @@
+"""Run arguments: three dataclasses parsed together by `trl.TrlParser` (YAML + CLI overrides).
+
+`TaskArguments` says what is learned, `SelfImproveArguments` how rounds are scheduled, labelled,
+filtered, evaluated and published, `ModelArguments` which network learns it, and
+`SITrainingArguments` (a `transformers.TrainingArguments`) how round 0 trains. Rounds >= 1 reuse
+the training arguments with the `round_*` overrides. Field names are unique across the four
+classes because argparse sees them as one flat namespace.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+FILTERS = ("none", "length", "majority_vote", "verifier")
+SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class TaskArguments:
+    task: str = field(
+        default="reverse_addition",
+        metadata={
+            "help": "Task name: reverse_addition, forward_addition, copy, reverse_string, multiplication, "
+            "maze_hops, maze_nodes."
+        },
+    )
+    d0: str = field(
+        default="16",
+        metadata={"help": "Largest difficulty in the supervised set D_0 (multiplication: n for n-by-n)."},
+    )
+    num_d0_examples: int = field(
+        default=2_000_000, metadata={"help": "Size of the D_0 pool, generated on the fly from `data_seed`."}
+    )
+    maze_num_nodes: int = field(default=30, metadata={"help": "maze_hops: nodes per maze."})
+    maze_num_hops: int = field(default=9, metadata={"help": "maze_nodes: hops between start and end."})
+    data_seed_base: int = field(
+        default=1234,
+        metadata={
+            "help": "Seed of every data stream (D_0, each round's prompts, evaluation); streams are derived "
+            "per purpose so evaluation prompts never meet training prompts."
+        },
+    )
+
+    def task_kwargs(self) -> dict:
+        if self.task == "maze_hops":
+            return {"num_nodes": self.maze_num_nodes}
+        if self.task == "maze_nodes":
+            return {"num_hops": self.maze_num_hops}
+        return {}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained Llama to adapt (local path or Hub id). None trains `preset` from scratch."
+        },
+    )
+    preset: str = field(default="paper", metadata={"help": "From-scratch size: paper (14M), cpu (1M), tiny."})
+    model_overrides: dict | None = field(
+        default=None, metadata={"help": "Config fields overriding the preset, e.g. {num_hidden_layers: 4}."}
+    )
+    position_encoding: str | None = field(
+        default=None,
+        metadata={
+            "help": "nope or rope; None = nope from scratch (paper), the checkpoint's own when pretrained."
+        },
+    )
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": "sdpa, eager, or flash_attention_2 (GPU only)."}
+    )
+    torch_dtype: str = field(
+        default="float32", metadata={"help": "Weights dtype when loading a pretrained model."}
+    )
+    use_peft: bool = field(default=False, metadata={"help": "Adapt a pretrained model with LoRA."})
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank (paper: 64 for Llama-1B, 32 for 3B)."})
+    lora_alpha: int = field(default=128, metadata={"help": "LoRA alpha (paper: 128)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules LoRA adapts; None = all linear projections."}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "char or maze; None picks the task's tokenizer."}
+    )
+
+
+@dataclass
+class SelfImproveArguments:
+    # --- which rounds this invocation runs ---
+    round: int | None = field(default=None, metadata={"help": "Run exactly this round (0 = supervised)."})
+    rounds: str | None = field(
+        default=None,
+        metadata={"help": "Run rounds A:B (inclusive) in one process, keeping models in memory."},
+    )
+    num_rounds: int = field(
+        default=10,
+        metadata={
+            "help": "Last self-improvement round of the experiment; with neither --round nor --rounds "
+            "the run continues from the last completed round up to this one."
+        },
+    )
+    # --- difficulty schedule ---
+    schedule: str = field(
+        default="standard",
+        metadata={
+            "help": "standard (+difficulty_step per round), accelerated (every level with eval accuracy "
+            ">= accelerate_threshold), multiplication (2-D n x m), multiplication_accelerated."
+        },
+    )
+    difficulty_step: int = field(default=1, metadata={"help": "Levels added per round (maze_nodes: 3)."})
+    accelerate_threshold: float = field(default=0.99, metadata={"help": "Accuracy that unlocks a level."})
+    # --- self-labelling ---
+    examples_per_round: int = field(default=50_000, metadata={"help": "N_r: prompts labelled per round."})
+    label_batch_size: int = field(default=1024, metadata={"help": "Greedy labelling batch size."})
+    filters: list[str] = field(
+        default_factory=lambda: ["none"],
+        metadata={"help": "Applied in order: none, length, majority_vote, verifier."},
+    )
+    length_filter_tau: int = field(
+        default=2,
+        metadata={"help": "Drop labels at least this many tokens shorter than the batch's longest."},
+    )
+    num_members: int = field(
+        default=1, metadata={"help": "k models trained with different seeds (majority vote needs k >= 2)."}
+    )
+    vote_threshold: float = field(
+        default=0.8, metadata={"help": "Keep a label when >= ceil(tau*k) members agree (0.8 -> 4 of 5)."}
+    )
+    verifier_checks: list[str] = field(
+        default_factory=lambda: ["move", "end"], metadata={"help": "Maze verifier checks: move, end."}
+    )
+    # --- training in rounds >= 1 (round 0 uses the TrainingArguments as given) ---
+    round_max_steps: int = field(
+        default=1500, metadata={"help": "Optimizer steps per self-improvement round."}
+    )
+    round_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak LR of rounds; None = round 0's."}
+    )
+    round_warmup_steps: int = field(default=0, metadata={"help": "Warmup steps per round."})
+    round_decay_steps: int = field(default=1500, metadata={"help": "Decay steps at the end of each round."})
+    newest_round_probability: float = field(
+        default=0.5, metadata={"help": "Sampling probability of the newest round in the training mix."}
+    )
+    min_round_examples: int = field(
+        default=1,
+        metadata={"help": "A round that keeps fewer labels than this is published but left out of the mix."},
+    )
+    # --- evaluation ---
+    eval_examples_per_difficulty: int = field(default=1024, metadata={"help": "Held-out problems per level."})
+    eval_beyond: int = field(default=3, metadata={"help": "Evaluate this many levels past the frontier."})
+    eval_batch_size: int = field(default=1024, metadata={"help": "Batch size of evaluation decoding."})
+    precision: str = field(
+        default="auto", metadata={"help": "auto (bf16+tf32 on a GPU, fp32 on the CPU), fp32 or bf16."}
+    )
+    # --- store ---
+    hub_dataset_id: str | None = field(
+        default=None, metadata={"help": "Push each round's dataset to this Hub repo (branch round-N)."}
+    )
+    overwrite_hub_revision: bool = field(
+        default=False, metadata={"help": "Allow re-pushing a round revision that is already complete."}
+    )
+    resume_from: str | None = field(
+        default=None, metadata={"help": "Start from a published round: user/name@round-3 or a local path."}
+    )
+
+    def __post_init__(self):
+        unknown = [f for f in self.filters if f not in FILTERS]
+        if unknown:
+            raise ValueError(f"filters: unknown {unknown}; expected some of {list(FILTERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: {self.schedule!r} is not one of {list(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} is not one of {list(PRECISIONS)}")
+        if self.round is not None and self.rounds is not None:
+            raise ValueError("give either --round or --rounds, not both")
+        if not 0 < self.vote_threshold <= 1:
+            raise ValueError(f"vote_threshold: {self.vote_threshold} is not in (0, 1]")
+        if "majority_vote" in self.filters and self.num_members < 2:
+            raise ValueError(f"majority_vote needs num_members >= 2, got {self.num_members}")
+        if self.num_members < 1:
+            raise ValueError(f"num_members: {self.num_members} must be >= 1")
+        if not 0 < self.newest_round_probability < 1:
+            raise ValueError(f"newest_round_probability: {self.newest_round_probability} is not in (0, 1)")
+
+    @property
+    def votes_needed(self) -> int:
+        return math.ceil(self.vote_threshold * self.num_members)
+
+    def round_range(self, next_round: int) -> tuple[int, int]:
+        """Rounds (first, last) this invocation runs, given the first round not yet completed."""
+        if self.round is not None:
+            return self.round, self.round
+        if self.rounds is not None:
+            try:
+                a, b = (int(x) for x in self.rounds.split(":"))
+            except ValueError:
+                raise ValueError(f"rounds: {self.rounds!r} is not of the form A:B (e.g. 0:5)") from None
+            if a < 0 or b < a:
+                raise ValueError(f"rounds: {self.rounds!r} needs 0 <= A <= B")
+            return a, b
+        return next_round, self.num_rounds
+
+
+@dataclass
+class SITrainingArguments(TrainingArguments):
+    """TrainingArguments with the paper's defaults (appendix C.3)."""
+
+    output_dir: str = field(
+        default="outputs/run", metadata={"help": "Local store of rounds (always written)."}
+    )
+    lr_scheduler_type: str = field(
+        default="warmup_stable_decay", metadata={"help": "Paper: warmup-stable-decay."}
+    )
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(
+        default=0.99, metadata={"help": "AdamW beta2 (paper 0.99; authors' code 0.98)."}
+    )
+    adam_epsilon: float = field(default=1e-12, metadata={"help": "AdamW epsilon (paper: 1e-12)."})
+    weight_decay: float = field(default=0.1, metadata={"help": "Paper 0.1; authors' code 0.01."})
+    save_strategy: str = field(default="no", metadata={"help": "Rounds are the checkpoints; see the store."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "The collator reads string columns."}
+    )
+    logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "D_0 is generated in the main process."})

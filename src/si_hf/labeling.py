@@ -1,0 +1,97 @@
+"""Batched greedy labeler: the model labels prompts on its own, without any ground truth.
+
+The only length information is `task.max_answer_tokens(prompt)`, computed from the prompt alone
+(the authors' code read it off the true answer: design.md section 4). A row may emit that many
+answer tokens and then must emit EOS; a row that does not is a run-on output (`finished=False`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from si_hf.tokenization import encode_prompt
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str  # decoded answer, special tokens stripped
+    finished: bool  # False: hit the prompt's length bound without EOS (run-on, an invalid label)
+    num_tokens: int  # answer tokens before EOS (never more than the bound)
+
+
+class _RowBounds(StoppingCriteria):
+    """Stops each row after its own number of new tokens, so short rows don't run to the batch max."""
+
+    def __init__(self, prompt_len: int, limits: torch.Tensor):
+        self.prompt_len, self.limits = prompt_len, limits
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.prompt_len) >= self.limits
+
+
+def _bound(task, prompt: str) -> int:
+    bound = task.max_answer_tokens(prompt)
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise ValueError(f"{task.name}.max_answer_tokens({prompt!r}) = {bound!r}: expected an int >= 1")
+    return bound
+
+
+def label(
+    model, tokenizer, task, prompts: Sequence[str], *, batch_size: int = 256, progress: bool = True
+) -> list[Prediction]:
+    """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected an int >= 1")
+    if isinstance(prompts, str):
+        raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")
+    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if pad_id is None or eos_id is None:
+        raise ValueError(f"tokenizer needs pad and eos tokens, got pad={pad_id!r} eos={eos_id!r}")
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    bounds = [_bound(task, p) for p in prompts]
+    # Longest first: similar lengths share a batch (less padding) and peak memory shows up at once.
+    order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), -bounds[i]))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[Prediction | None] = [None] * len(prompts)
+    bar = tqdm(total=len(prompts), desc="labeling", unit="prompt", disable=not progress)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                width = max(len(encoded[i]) for i in idx)
+                input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                attention_mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):  # left padding: every row's next token is at column `width`
+                    input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+                    attention_mask[row, width - len(encoded[i]) :] = 1
+                # One extra step per row so an answer of exactly `bound` tokens can still emit EOS.
+                limits = torch.tensor([bounds[i] + 1 for i in idx], device=device)
+                out = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    max_new_tokens=int(limits.max()),
+                    do_sample=False,
+                    eos_token_id=eos_id,
+                    pad_token_id=pad_id,
+                    stopping_criteria=StoppingCriteriaList([_RowBounds(width, limits)]),
+                )
+                for row, i in enumerate(idx):
+                    new = out[row, width:].tolist()[: bounds[i] + 1]
+                    finished = eos_id in new
+                    answer = new[: new.index(eos_id)] if finished else new[: bounds[i]]
+                    text = tokenizer.decode(
+                        answer, skip_special_tokens=True, clean_up_tokenization_spaces=False
+                    )
+                    results[i] = Prediction(text=text, finished=finished, num_tokens=len(answer))
+                bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results

@@ -1,0 +1,136 @@
+"""build_model: an SI-Llama from a preset (from scratch) or a pretrained Llama with the char tokenizer."""
+
+from typing import Protocol
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from .presets import get_config
+
+
+class ModelArgumentsLike(Protocol):
+    """The attributes build_model reads; configs.ModelArguments provides them. Missing ones use the defaults
+    in `MODEL_DEFAULTS`."""
+
+    model_name_or_path: str | None
+    preset: str
+    position_encoding: str | None
+    attn_implementation: str | None
+    torch_dtype: str | None
+    use_peft: bool
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    lora_target_modules: list[str] | str | None
+    model_overrides: dict | None
+    seed: int
+
+
+MODEL_DEFAULTS = dict(
+    model_name_or_path=None,
+    preset="paper",
+    # None: "nope" from scratch, whatever the checkpoint uses when loading one.
+    position_encoding=None,
+    attn_implementation=None,
+    torch_dtype=None,
+    use_peft=False,
+    # Appendix C.3.2: r=64, alpha=128 for Llama-1B (r=32 for 3B); target modules unspecified there.
+    lora_r=64,
+    lora_alpha=128,
+    lora_dropout=0.0,
+    lora_target_modules="all-linear",
+    # Preset config fields to override (from scratch only), e.g. {"num_hidden_layers": 4}.
+    model_overrides={},
+    seed=42,
+)
+
+
+def _args(model_args) -> dict:
+    return {k: v if (v := getattr(model_args, k, None)) is not None else d for k, d in MODEL_DEFAULTS.items()}
+
+
+def _dtype(value) -> torch.dtype | str | None:
+    if value is None or value == "auto" or isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(
+            f"torch_dtype={value!r} is invalid; expected None, 'auto' or a torch dtype name like 'bfloat16'"
+        )
+    return dtype
+
+
+def _special_ids(tokenizer) -> dict:
+    ids = {f"{n}_token_id": getattr(tokenizer, f"{n}_token_id", None) for n in ("pad", "bos", "eos")}
+    return {k: v for k, v in ids.items() if v is not None}
+
+
+def build_model(model_args: ModelArgumentsLike, tokenizer, *, seed: int | None = None) -> PreTrainedModel:
+    """From scratch when `model_name_or_path` is None (weights seeded from `seed`), otherwise a pretrained
+    causal LM with its embeddings resized to `tokenizer` and, with `use_peft`, LoRA adapters.
+    `seed` overrides `model_args.seed` (the training seed usually lives in TrainingArguments)."""
+    a = _args(model_args)
+    if seed is not None:
+        a["seed"] = seed
+    vocab_size = len(tokenizer)
+    dtype = _dtype(a["torch_dtype"])
+    load_kwargs = {"attn_implementation": a["attn_implementation"]} if a["attn_implementation"] else {}
+    # fork_rng: seed the initialisation without disturbing the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(a["seed"])
+        if a["model_name_or_path"] is None:
+            if a["use_peft"]:
+                raise ValueError("use_peft=True needs model_name_or_path (LoRA adapts a pretrained model)")
+            overrides = _special_ids(tokenizer) | {"position_encoding": a["position_encoding"] or "nope"}
+            config = get_config(a["preset"], vocab_size, **(overrides | dict(a["model_overrides"])))
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=None if dtype == "auto" else dtype, **load_kwargs
+            )
+        else:
+            if a["model_overrides"]:
+                raise ValueError(
+                    f"model_overrides={a['model_overrides']!r} only applies to presets built from scratch, "
+                    f"not to the pretrained {a['model_name_or_path']!r}"
+                )
+            model = _load_pretrained(a, tokenizer, dtype, load_kwargs)
+            if a["use_peft"]:
+                model = _wrap_lora(model, a)
+    return model
+
+
+def _load_pretrained(a: dict, tokenizer, dtype, load_kwargs: dict) -> PreTrainedModel:
+    if dtype is not None:
+        load_kwargs["dtype"] = dtype
+    model = AutoModelForCausalLM.from_pretrained(a["model_name_or_path"], **load_kwargs)
+    own = getattr(model.config, "position_encoding", "rope")
+    if a["position_encoding"] not in (None, own):
+        raise ValueError(
+            f"position_encoding={a['position_encoding']!r} but {a['model_name_or_path']!r} was trained with "
+            f"{own!r}; set position_encoding to {own!r} or null to keep the checkpoint's"
+        )
+    # The paper swaps Llama's tokenizer for the character one: the rows kept by the resize are
+    # unrelated to the new symbols and are retrained (they are trainable under LoRA too).
+    if model.get_input_embeddings().num_embeddings != len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    for name, value in _special_ids(tokenizer).items():
+        setattr(model.config, name, value)
+        if model.generation_config is not None:
+            setattr(model.generation_config, name, value)
+    return model
+
+
+def _wrap_lora(model: PreTrainedModel, a: dict) -> PreTrainedModel:
+    from peft import LoraConfig, get_peft_model
+
+    targets = a["lora_target_modules"]
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=a["lora_r"],
+        lora_alpha=a["lora_alpha"],
+        lora_dropout=a["lora_dropout"],
+        target_modules=targets if isinstance(targets, str) else list(targets),
+        # The character embeddings are new, so they train in full alongside the adapters.
+        modules_to_save=["embed_tokens", "lm_head"],
+        ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False)),
+    )
+    return get_peft_model(model, lora)

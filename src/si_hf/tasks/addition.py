@@ -1,0 +1,60 @@
+"""Reverse and forward addition (design.md §2).
+
+Operands are random ints with a non-zero first digit, never zero-padded. Difficulty is the number of
+digits of the longer operand; D_0 draws the two lengths independently and uniformly in 1..d0.
+"""
+
+from .base import Task
+
+
+class _Addition(Task):
+    def _shape(self, d):
+        return d, d
+
+    def _d0_shape(self, levels, rng):
+        la, lb = rng.choice(levels), rng.choice(levels)
+        return (la, lb), max(la, lb)
+
+    def operands(self, prompt: str) -> tuple[str, str]:
+        """The two operands as written in the prompt."""
+        self.check_alphabet(prompt, "prompt")
+        parts = prompt[:-1].split("+") if prompt.endswith("=") else []
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{self.name}: malformed prompt {prompt!r}; expected '<digits>+<digits>='")
+        return parts[0], parts[1]
+
+    def difficulty_of(self, prompt: str) -> int:
+        return max(map(len, self.operands(prompt)))
+
+    def max_answer_tokens(self, prompt: str) -> int:
+        return self.difficulty_of(prompt) + 1
+
+
+class ReverseAddition(_Addition):
+    """Operands and answer least-significant digit first; answer right-padded with '0' to max(len)+1."""
+
+    name = "reverse_addition"
+
+    def _draw(self, shape, rng):
+        la, lb = shape
+        x, y = rng.randrange(10 ** (la - 1), 10**la), rng.randrange(10 ** (lb - 1), 10**lb)
+        return f"{str(x)[::-1]}+{str(y)[::-1]}=", str(x + y)[::-1].ljust(max(la, lb) + 1, "0")
+
+    def solve(self, prompt):
+        a, b = self.operands(prompt)
+        return str(int(a[::-1]) + int(b[::-1]))[::-1].ljust(max(len(a), len(b)) + 1, "0")
+
+
+class ForwardAddition(_Addition):
+    """Plain addition: most-significant digit first, no padding."""
+
+    name = "forward_addition"
+
+    def _draw(self, shape, rng):
+        la, lb = shape
+        x, y = rng.randrange(10 ** (la - 1), 10**la), rng.randrange(10 ** (lb - 1), 10**lb)
+        return f"{x}+{y}=", str(x + y)
+
+    def solve(self, prompt):
+        a, b = self.operands(prompt)
+        return str(int(a) + int(b))

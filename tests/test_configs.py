@@ -1,0 +1,73 @@
+"""Every recipe parses through the real TrlParser, and bad keys/values fail loudly."""
+
+from pathlib import Path
+
+import pytest
+
+from si_hf.configs import SelfImproveArguments
+from si_hf.rounds import parse_args
+from si_hf.tasks import get_task
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").rglob("*.yaml"))
+
+
+def test_there_are_recipes_for_every_task():
+    tasks = {p.parent.name for p in RECIPES}
+    assert {"reverse_addition", "forward_addition", "copy", "reverse_string", "multiplication", "maze_hops",
+            "maze_nodes"} <= tasks
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recipe_parses(path):
+    task_args, si, model_args, train_args = parse_args(["--config", str(path)])
+    task = get_task(task_args.task, **task_args.task_kwargs())
+    task.parse_difficulty(task_args.d0)  # d0 is a valid difficulty of the recipe's task
+    assert train_args.max_steps > 0 and si.round_max_steps > 0
+    assert train_args.lr_scheduler_kwargs["num_decay_steps"] <= train_args.max_steps
+    assert si.round_decay_steps + si.round_warmup_steps <= si.round_max_steps
+    assert str(path.parent.name) in train_args.output_dir
+    header = path.read_text().splitlines()[:3]
+    assert any("Hardware" in line and "batch" in line for line in header), "header must name hardware + batch"
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: copy\nd0: '5'\nnum_rouns: 3\n")
+    with pytest.raises(ValueError, match="num_rouns"):
+        parse_args(["--config", str(cfg)])
+
+
+def test_unknown_cli_flag_is_named():
+    with pytest.raises(ValueError, match="--bogus"):
+        parse_args(["--task", "copy", "--bogus", "1"])
+
+
+def test_cli_overrides_yaml(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: copy\nd0: '5'\nround_max_steps: 10\nfilters: [length]\n")
+    _, si, _, _ = parse_args(["--config", str(cfg), "--round_max_steps", "7"])
+    assert si.round_max_steps == 7 and si.filters == ["length"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"filters": ["lenght"]}, "lenght"),
+        ({"schedule": "fast"}, "fast"),
+        ({"filters": ["majority_vote"], "num_members": 1}, "num_members"),
+        ({"vote_threshold": 1.5}, "1.5"),
+        ({"round": 1, "rounds": "0:2"}, "either"),
+    ],
+)
+def test_bad_values_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SelfImproveArguments(**kwargs)
+
+
+def test_round_range():
+    assert SelfImproveArguments(rounds="2:4").round_range(0) == (2, 4)
+    assert SelfImproveArguments(round=3).round_range(0) == (3, 3)
+    assert SelfImproveArguments(num_rounds=5).round_range(2) == (2, 5)
+    assert SelfImproveArguments(num_rounds=5, filters=["majority_vote"], num_members=5).votes_needed == 4
+    with pytest.raises(ValueError, match="3-1"):
+        SelfImproveArguments(rounds="3-1").round_range(0)

@@ -1,0 +1,194 @@
+"""The Hub path against si_hf.testing.hub_server with the real clients.
+
+huggingface_hub, datasets and transformers read HF_ENDPOINT / HF_HOME at import time, so every
+client runs in a fresh subprocess with its environment set; the server runs in this process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from si_hf.testing import serve_hub
+
+TOKEN = "hf_testtoken_0123456789abcdef"
+HELPERS = f"""
+import json, os, sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+"""
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with serve_hub() as (url, server):
+        yield url, server
+
+
+def run_client(url, home, code, transcripts):
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=url,
+        HF_TOKEN=TOKEN,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(home),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        TRANSFORMERS_VERBOSITY="info",  # verbose on purpose: the token must not leak into logs either
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", HELPERS + textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    transcripts.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def assert_token_never_written(tmp_path, transcripts, server):
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
+    assert not any(TOKEN in t for t in transcripts)
+    assert not any(TOKEN in line for line in server.log)
+
+
+def test_publish_load_refuse_overwrite_and_resume(tmp_path, hub):
+    url, server = hub
+    transcripts = []
+    publish = f"""
+    from test_store import get_tokenizer, make_model, publish, make_rows
+    from si_hf.store import HubError, open_store
+
+    tok = get_tokenizer("char")
+    hub = dict(hub_dataset_id="user/copy-data", hub_model_id="user/copy-model", hub_private=True)
+    store = open_store({str(tmp_path / "run")!r}, **hub)
+    for r in range(3):
+        publish(store, tok, r)
+    try:  # a fresh output dir must not silently replace a complete Hub round
+        publish(open_store({str(tmp_path / "other")!r}, **hub), tok, 1)
+        refused = None
+    except HubError as e:
+        refused = str(e)
+    other = open_store({str(tmp_path / "other")!r}, overwrite_hub_revision=True, **hub)
+    publish(other, tok, 1, model=make_model(tok, 42))
+    members = open_store({str(tmp_path / "vote")!r}, hub_dataset_id="user/vote-data",
+                         hub_model_id="user/vote-model", num_members=2)
+    for m in range(2):
+        members.publish_round(1, m, dataset=make_rows(1, n=3 + m), model=make_model(tok, 10 + m), tokenizer=tok,
+                              metrics={{"accuracy": {{"3": 0.5}}}}, info={{"task": "copy"}})
+    print(json.dumps({{"refused": refused, "local_other": store.completed_rounds() and other.completed_rounds()}}))
+    """
+    out = run_client(url, tmp_path / "hf1", publish, transcripts)
+    assert (
+        out["refused"]
+        and "user/copy-data@round-1" in out["refused"]
+        and "overwrite_hub_revision" in out["refused"]
+    )
+    assert out["local_other"] == [1]
+    assert server.repos[("model", "user/copy-model")].private
+    assert set(server.repos[("model", "user/copy-model")].branches) == {
+        "main",
+        "round-0",
+        "round-1",
+        "round-2",
+    }
+    assert set(server.repos[("dataset", "user/copy-data")].branches) == {"main", "round-1", "round-2"}
+
+    # A fresh process that never imports si_hf: the checkpoint must carry its own code (auto_map).
+    load = f"""
+    import datasets, torch
+    from pathlib import Path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def same(a, b):
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    def local(run, r, m=0, part="model"):
+        return str(Path({str(tmp_path)!r}, run, "rounds", f"round-{{r:03d}}", f"member-{{m}}", part))
+
+    def local_rows(run, r, m=0):
+        return datasets.Dataset.from_parquet(str(Path(local(run, r, m, "dataset"), "data", "train-00000-of-00001.parquet"))).to_list()
+
+    out = {{}}
+    for r, run in ((0, "run"), (1, "other"), (2, "run")):
+        hub = AutoModelForCausalLM.from_pretrained("user/copy-model", revision=f"round-{{r}}", trust_remote_code=True)
+        out[f"model-{{r}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local(run, r), trust_remote_code=True))
+        out[f"arch-{{r}}"] = type(hub).__name__
+        if r:
+            rows = datasets.load_dataset("user/copy-data", revision=f"round-{{r}}", split="train").to_list()
+            out[f"data-{{r}}"] = rows == local_rows(run, r)
+    out["overwritten-differs"] = not same(
+        AutoModelForCausalLM.from_pretrained(local("run", 1), trust_remote_code=True),
+        AutoModelForCausalLM.from_pretrained("user/copy-model", revision="round-1", trust_remote_code=True))
+    # AutoTokenizer reads config.json, whose auto_map names remote code: it needs the flag too.
+    tok = AutoTokenizer.from_pretrained("user/copy-model", revision="round-2", trust_remote_code=True)
+    local_tok = AutoTokenizer.from_pretrained(local("run", 2), trust_remote_code=True)
+    out["tokenizer"] = tok("12+3=")["input_ids"] == local_tok("12+3=")["input_ids"]
+    for m in range(2):
+        rows = datasets.load_dataset("user/vote-data", f"member-{{m}}", revision="round-1", split="train").to_list()
+        out[f"vote-data-{{m}}"] = rows == local_rows("vote", 1, m)
+        hub = AutoModelForCausalLM.from_pretrained("user/vote-model", revision="round-1", subfolder=f"member-{{m}}",
+                                                   trust_remote_code=True)
+        out[f"vote-model-{{m}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local("vote", 1, m), trust_remote_code=True))
+    from huggingface_hub import hf_hub_download
+    readme = Path(hf_hub_download("user/copy-data", "README.md", repo_type="dataset", revision="round-2")).read_text()
+    out["card"] = "round 2" in readme and "dataset_info" in readme and "pretty_name" in readme
+
+    from si_hf.store import resolve_resume  # registers SI-Llama only now, after the remote-code loads above
+    src = resolve_resume("user/copy-model@round-2", cache_dir={str(tmp_path / "resume")!r})
+    out["resume"] = [src.round, sorted(src.datasets), src.datasets[1].to_list() == local_rows("other", 1),
+                     src.datasets[2].to_list() == local_rows("run", 2),
+                     same(AutoModelForCausalLM.from_pretrained(src.model_path), AutoModelForCausalLM.from_pretrained(local("run", 2)))]
+    print(json.dumps(out))
+    """
+    out = run_client(url, tmp_path / "hf2", load, transcripts)
+    assert out.pop("resume") == [2, [1, 2], True, True, True]
+    assert out.pop("arch-0") == out.pop("arch-1") == out.pop("arch-2") == "SILlamaForCausalLM"
+    assert out == {k: True for k in out} and len(out) == 12, out
+    assert server.unknown_routes == []
+    assert_token_never_written(tmp_path, transcripts, server)
+
+
+def test_push_failing_half_way_is_completed_by_sync(tmp_path, hub):
+    url, server = hub
+    transcripts = []
+    # The dataset push of round 1 succeeds, then the checkpoint commit fails: round 1 is half on the Hub.
+    server.fail_next(r"^POST /api/models/user/m/commit/round-1$", times=1, status=400)
+    code = f"""
+    import torch
+    from test_store import get_tokenizer, publish
+    from huggingface_hub import HfApi
+    from transformers import AutoModelForCausalLM
+    from si_hf.store import HubError, open_store
+
+    tok = get_tokenizer("char")
+    hub = dict(hub_dataset_id="user/d", hub_model_id="user/m")
+    store = open_store({str(tmp_path / "run")!r}, **hub)
+    publish(store, tok, 0)
+    try:
+        publish(store, tok, 1)
+        error = None
+    except HubError as e:
+        error = str(e)
+    api = HfApi()
+    before = [api.file_exists("user/d", "si_hf_round.json", repo_type="dataset", revision="round-1"),
+              api.file_exists("user/m", "si_hf_round.json", revision="round-1")]
+    rerun = open_store({str(tmp_path / "run")!r}, **hub)
+    pushed = rerun.sync()
+    again = rerun.sync()
+    after = api.file_exists("user/m", "si_hf_round.json", revision="round-1")
+    hub_model = AutoModelForCausalLM.from_pretrained("user/m", revision="round-1")
+    pairs = zip(hub_model.state_dict().values(), AutoModelForCausalLM.from_pretrained(store.model_path(1)).state_dict().values())
+    print(json.dumps({{"error": error, "local": store.completed_rounds(), "before": before, "pushed": pushed,
+                      "again": again, "after": after, "same": all(torch.equal(x, y) for x, y in pairs)}}))
+    """
+    out = run_client(url, tmp_path / "hf", code, transcripts)
+    assert "user/m@round-1" in out["error"] and "HTTP 400" in out["error"]
+    assert out["local"] == [0, 1]  # the local copy survives the failed push
+    assert out["before"] == [True, False]
+    assert out["pushed"] == [[1, 0]] and out["again"] == [] and out["after"] is True and out["same"] is True
+    assert_token_never_written(tmp_path, transcripts, server)

@@ -1,0 +1,140 @@
+import random
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from si_hf.labeling import Prediction, label
+from si_hf.modeling import SILlamaForCausalLM, tiny_config
+from si_hf.tasks import get_task
+from si_hf.tokenization import encode_prompt, get_tokenizer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def char():
+    return get_tokenizer("char")
+
+
+@pytest.fixture(scope="module")
+def copy_task():
+    return get_task("copy")
+
+
+def random_model(tokenizer, position_encoding="nope", seed=0):
+    torch.manual_seed(seed)
+    # A wide init makes the greedy output depend on the prompt, so order or padding mistakes show.
+    config = tiny_config(len(tokenizer), position_encoding=position_encoding, initializer_range=0.3)
+    return SILlamaForCausalLM(config).eval()
+
+
+def lookup_model(tokenizer, chain: dict[str, str]):
+    """A real SI-Llama whose greedy output is a lookup on the last token: `chain[token]` is next.
+
+    Attention and MLP outputs are zeroed, so the final hidden state is the normed embedding of the
+    last token; one-hot embeddings and an lm_head that maps them to `chain` make the next token exact.
+    """
+    model = random_model(tokenizer)
+    vocab = tokenizer.get_vocab()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight.zero_()
+        model.lm_head.weight.zero_()
+        for dim, (token, nxt) in enumerate(chain.items()):
+            model.model.embed_tokens.weight[vocab[token], dim] = 1.0
+            model.lm_head.weight[vocab[nxt], dim] = 1.0
+    return model
+
+
+def greedy_reference(model, tokenizer, task, prompt):
+    """Unbatched, uncached greedy decoding with plain forward calls: the slow obvious way."""
+    ids = encode_prompt(tokenizer, prompt)
+    bound, new = task.max_answer_tokens(prompt), []
+    with torch.no_grad():
+        while len(new) <= bound:
+            nxt = int(model(torch.tensor([ids + new])).logits[0, -1].argmax())
+            if nxt == tokenizer.eos_token_id:
+                return new, True
+            new.append(nxt)
+    return new[:bound], False
+
+
+def copy_prompts(n, seed=0):
+    rng = random.Random(seed)
+    return ["".join(rng.choices("0123456789", k=rng.randint(1, 9))) + "=" for _ in range(n)]
+
+
+@pytest.mark.parametrize("position_encoding", ["nope", "rope"])
+def test_batched_labels_match_unbatched_reference_in_input_order(char, copy_task, position_encoding):
+    model = random_model(char, position_encoding)
+    prompts = copy_prompts(12)
+    assert len({len(p) for p in prompts}) > 3  # lengths differ: left padding and sorting are exercised
+    batched = label(model, char, copy_task, prompts, batch_size=5, progress=False)
+    one_by_one = [label(model, char, copy_task, [p], batch_size=1, progress=False)[0] for p in prompts]
+    assert batched == one_by_one
+    for prompt, pred in zip(prompts, batched):
+        ids, finished = greedy_reference(model, char, copy_task, prompt)
+        assert pred.finished == finished and pred.num_tokens == len(ids)
+        assert pred.text == char.decode(ids, skip_special_tokens=True)
+    assert len({p.text for p in batched}) > 3  # the outputs really depend on the prompt
+
+
+def test_decoding_stops_at_eos_and_decodes_exactly(char, copy_task):
+    model = lookup_model(char, {"=": "4", "4": "0", "0": "7", "7": "<eos>"})
+    prompts = ["123456=", "123=", "12=", "5="]  # copy bounds 6, 3, 2, 1
+    preds = label(model, char, copy_task, prompts, batch_size=4, progress=False)
+    assert preds[0] == Prediction(text="407", finished=True, num_tokens=3)
+    # An answer exactly at the bound still gets its EOS step.
+    assert preds[1] == Prediction(text="407", finished=True, num_tokens=3)
+    assert preds[2] == Prediction(text="40", finished=False, num_tokens=2)
+    assert preds[3] == Prediction(text="4", finished=False, num_tokens=1)
+
+
+def test_run_on_outputs_respect_the_bound_and_are_flagged(char, copy_task):
+    model = lookup_model(char, {"=": "1", "1": "2", "2": "1"})  # cycles, never EOS
+    prompts = copy_prompts(20, seed=1)
+    preds = label(model, char, copy_task, prompts, batch_size=7, progress=False)
+    for prompt, pred in zip(prompts, preds):
+        bound = copy_task.max_answer_tokens(prompt)
+        assert not pred.finished
+        assert pred.num_tokens == bound and pred.text == ("12" * bound)[:bound]
+
+
+def test_maze_tokens_decode_to_the_exact_string():
+    maze_tok, maze = get_tokenizer("maze"), get_task("maze_hops", num_nodes=10)
+    model = lookup_model(maze_tok, {"=": "61", "61": ">", ">": "7", "7": "<eos>"})
+    prompt = "1>3#1:2-2:1,3,4-3:2-4:2="
+    (pred,) = label(model, maze_tok, maze, [prompt], progress=False)
+    assert pred == Prediction(text="61>7", finished=True, num_tokens=3)
+
+
+def test_peft_wrapped_model_labels_like_its_base(char, copy_task):
+    model = random_model(char)
+    prompts = copy_prompts(6, seed=2)
+    base = label(model, char, copy_task, prompts, batch_size=4, progress=False)
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    # LoRA starts with B=0, so the wrapped model must give the base model's labels.
+    assert label(lora, char, copy_task, prompts, batch_size=4, progress=False) == base
+
+
+def test_training_mode_is_restored(char, copy_task):
+    model = random_model(char).train()
+    label(model, char, copy_task, ["12="], progress=False)
+    assert model.training
+
+
+def test_empty_prompts(char, copy_task):
+    assert label(random_model(char), char, copy_task, [], progress=False) == []
+
+
+def test_bad_inputs(char, copy_task):
+    model = random_model(char)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        label(model, char, copy_task, ["1="], batch_size=0)
+    with pytest.raises(ValueError, match="single string '12='"):
+        label(model, char, copy_task, "12=")
+    with pytest.raises(ValueError, match="'!' at position 1"):
+        label(model, char, copy_task, ["1!="], progress=False)

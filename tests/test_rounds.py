@@ -1,0 +1,219 @@
+"""The round loop end to end on tiny models: every task family, resume after a crash, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from datasets import Dataset, load_dataset
+from safetensors.torch import load_file
+
+from si_hf.rounds import main
+from si_hf.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "preset": "tiny",
+    "num_d0_examples": 2000,
+    "per_device_train_batch_size": 16,
+    "max_steps": 20,
+    "learning_rate": 1.0e-3,
+    "warmup_steps": 2,
+    "lr_scheduler_kwargs": {"num_decay_steps": 5},
+    "logging_steps": 10,
+    "disable_tqdm": True,
+    "num_rounds": 2,
+    "examples_per_round": 48,
+    "label_batch_size": 16,
+    "round_max_steps": 6,
+    "round_decay_steps": 3,
+    "eval_examples_per_difficulty": 8,
+    "eval_beyond": 1,
+    "eval_batch_size": 32,
+    "seed": 7,
+}
+
+
+def write_config(tmp_path, **overrides) -> Path:
+    cfg = {**TINY, "output_dir": str(tmp_path / "run"), **overrides}
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path
+
+
+def run_dir(cfg: Path) -> Path:
+    return Path(json.loads(cfg.read_text())["output_dir"])
+
+
+def round_dataset(out: Path, r: int, member: int = 0) -> Dataset:
+    """A published round's labels, loaded with `datasets` (an empty round has no rows to infer a split from)."""
+    path = out / "rounds" / f"round-{r:03d}" / f"member-{member}" / "dataset"
+    table = pa.concat_tables([pq.read_table(p) for p in sorted(path.glob("data/*.parquet"))])
+    return load_dataset(str(path), split="train") if table.num_rows else Dataset(table)
+
+
+def check_round(out: Path, task, r: int, member: int = 0, *, filters: str) -> dict:
+    """Round r of `member` is published, loadable with the standard libraries and self-consistent."""
+    root = out / "rounds" / f"round-{r:03d}" / f"member-{member}"
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert metrics["round"] == r and metrics["member"] == member
+    assert all(0.0 <= a <= 1.0 for a in metrics["accuracy"].values())
+    assert (root / "model" / "config.json").is_file()
+    if r == 0:
+        assert not (root / "dataset").exists()
+        return metrics
+    ds = round_dataset(out, r, member)
+    assert len(ds) == metrics["n_kept"] <= metrics["n_generated"]
+    assert set(ds["round"]) <= {r}
+    assert set(ds["filter"]) <= {filters}
+    # the recorded oracle agreement is the task's verdict, and data accuracy is its mean
+    verdicts = [task.verify(p, c) for p, c in zip(ds["prompt"], ds["completion"])]
+    assert ds["oracle_correct"] == verdicts
+    if len(ds):
+        assert metrics["data_accuracy"] == pytest.approx(sum(verdicts) / len(ds))
+    return metrics
+
+
+def test_string_task_two_rounds_and_continue(tmp_path):
+    cfg = write_config(tmp_path, task="copy", d0="4", filters=["none"])
+    main(["--config", str(cfg), "--rounds", "0:1"])
+    out = run_dir(cfg)
+    task = get_task("copy")
+    assert [p.name for p in sorted((out / "rounds").iterdir())] == ["round-000", "round-001"]
+    m1 = check_round(out, task, 1, filters="none")
+    assert m1["n_generated"] == TINY["examples_per_round"]
+    # "none" keeps every finished label; run-on outputs (no EOS within the bound) are still dropped
+    ds1 = round_dataset(out, 1)
+    assert all(task.difficulty_of(p) == 5 for p in ds1["prompt"])  # round 1 = d0 + 1
+    # with neither --round nor --rounds the run continues after the last completed round
+    main(["--config", str(cfg)])
+    check_round(out, task, 2, filters="none")
+    ds2 = round_dataset(out, 2)
+    assert {task.difficulty_of(p) for p in ds2["prompt"]} <= {6}
+    summary = json.loads((out / "metrics.json").read_text())
+    assert [m["round"] for m in summary] == [0, 1, 2]
+    # the round-1 model is a real checkpoint that from_pretrained loads
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out / "rounds/round-001/member-0/model")
+    assert model.config.model_type == "si_llama"
+
+
+def test_arithmetic_with_length_filter(tmp_path):
+    cfg = write_config(tmp_path, task="reverse_addition", d0="3", filters=["length"], length_filter_tau=2)
+    main(["--config", str(cfg), "--rounds", "0:2"])
+    task = get_task("reverse_addition")
+    for r in (1, 2):
+        check_round(run_dir(cfg), task, r, filters="length")
+
+
+def test_multiplication_majority_vote(tmp_path):
+    cfg = write_config(
+        tmp_path,
+        task="multiplication",
+        d0="2x2",
+        schedule="multiplication",
+        filters=["majority_vote"],
+        num_members=3,
+        vote_threshold=0.6,
+        num_rounds=1,
+    )
+    main(["--config", str(cfg)])
+    out = run_dir(cfg)
+    task = get_task("multiplication")
+    for m in range(3):
+        check_round(out, task, 0, m, filters="majority_vote")
+        metrics = check_round(out, task, 1, m, filters="majority_vote")
+        ds = round_dataset(out, 1, m)
+        assert all(v >= 2 for v in ds["votes"])  # ceil(0.6 * 3) = 2 members agree
+        assert {task.difficulty_key(task.difficulty_of(p)) for p in ds["prompt"]} <= {"3x1", "1x3"}
+        assert metrics["n_generated"] == TINY["examples_per_round"]
+    # members are trained with different seeds and label their own prompts
+    w = [load_file(str(out / f"rounds/round-000/member-{m}/model/model.safetensors")) for m in range(2)]
+    assert not torch.equal(w[0]["model.embed_tokens.weight"], w[1]["model.embed_tokens.weight"])
+    p = [
+        round_dataset(out, 1, m)["prompt"] for m in range(3)
+    ]
+    assert len(set(p[0]) & set(p[1])) < max(1, len(p[0]) // 2)
+
+
+def test_maze_with_verifier(tmp_path):
+    cfg = write_config(
+        tmp_path,
+        task="maze_hops",
+        maze_num_nodes=8,
+        d0="3",
+        filters=["verifier"],
+        verifier_checks=["move", "end"],
+        num_rounds=1,
+    )
+    main(["--config", str(cfg)])
+    out = run_dir(cfg)
+    task = get_task("maze_hops", num_nodes=8)
+    metrics = check_round(out, task, 1, filters="verifier")
+    ds = round_dataset(out, 1)
+    # the verifier keeps exactly the labels that are valid moves ending at the target
+    assert all(all(task.validity(p, c).values()) for p, c in zip(ds["prompt"], ds["completion"]))
+    assert "move_valid" in metrics and "end_valid" in metrics
+
+
+def test_missing_round_is_named(tmp_path):
+    cfg = write_config(tmp_path, task="copy", d0="4")
+    with pytest.raises(ValueError, match="round 1 is missing"):
+        main(["--config", str(cfg), "--round", "2"])
+
+
+def _run_killed_when(cfg: Path, marker_glob: str, timeout: float = 300) -> None:
+    """Start a run in a subprocess and SIGKILL it as soon as `marker_glob` exists in its output dir."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "recipes/run_round.py"), "--config", str(cfg)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out, deadline = run_dir(cfg), time.time() + timeout
+    try:
+        while not list(out.glob(marker_glob)):
+            assert proc.poll() is None, "the run ended before the crash point"
+            assert time.time() < deadline, "crash point never reached"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    common = {"task": "copy", "d0": "4", "filters": ["length"], "num_rounds": 1}
+    ref = write_config(tmp_path / "a", **common)
+    main(["--config", str(ref)])
+
+    crashed = write_config(tmp_path / "b", **common)
+    # killed in the middle of round 1: its labels are staged, its training has not published
+    _run_killed_when(crashed, "work/round-001/member-0/labels")
+    out = run_dir(crashed)
+    assert sorted(p.name for p in (out / "rounds").iterdir() if not p.name.startswith(".")) == ["round-000"]
+    main(["--config", str(crashed)])
+
+    a, b = run_dir(ref), out
+    for r in (0, 1):
+        sa = load_file(str(a / f"rounds/round-{r:03d}/member-0/model/model.safetensors"))
+        sb = load_file(str(b / f"rounds/round-{r:03d}/member-0/model/model.safetensors"))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        ma = json.loads((a / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
+        mb = json.loads((b / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
+        assert ma["accuracy"] == mb["accuracy"]
+    da = round_dataset(a, 1)
+    db = round_dataset(b, 1)
+    assert da.to_dict() == db.to_dict()
+    assert not (b / "work" / "round-001").exists()  # staging is cleaned once the round is published

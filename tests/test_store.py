@@ -1,0 +1,199 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import datasets
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from si_hf.modeling import SILlamaForCausalLM
+from si_hf.modeling.presets import tiny_config
+from si_hf.report import split_front_matter
+from si_hf.store import COLUMNS, open_store, resolve_resume
+from si_hf.tokenization import get_tokenizer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return get_tokenizer("char")
+
+
+def make_model(tokenizer, seed):
+    torch.manual_seed(seed)
+    return SILlamaForCausalLM(tiny_config(len(tokenizer)))
+
+
+def make_rows(round, n=5):
+    return datasets.Dataset.from_dict(
+        {
+            "prompt": [f"{i}{round}+{i}=" for i in range(n)],
+            "completion": [str(2 * i) for i in range(n)],
+            "difficulty": [str(round + 1)] * n,
+            "round": [round] * n,
+            "generated_by": [f"round-{round - 1}/member-0"] * n,
+            "filter": ["length"] * n,
+            "votes": [1] * n,
+            "oracle_correct": [i % 2 == 0 for i in range(n)],
+        }
+    )
+
+
+def publish(store, tokenizer, round, model=None, **kw):
+    model = model if model is not None else make_model(tokenizer, round)
+    metrics = {"accuracy": {"9": 0.5 + round / 10, "10": round / 10}, "n_eval": 100}
+    info = {"task": "copy", "filter": "length", "n_generated": 7, "n_kept": 5, "data_accuracy": 0.8}
+    dataset = make_rows(round) if round > 0 else None
+    store.publish_round(
+        round, 0, dataset=dataset, model=model, tokenizer=tokenizer, metrics=metrics, info=info, **kw
+    )
+    return model, dataset, metrics
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_publish_rounds_and_load_back_with_standard_libraries(tmp_path, tokenizer):
+    store = open_store(tmp_path / "run")
+    published = {r: publish(store, tokenizer, r) for r in range(3)}
+    assert store.completed_rounds() == [0, 1, 2]
+    assert store.completed_rounds(member=1) == []
+    for r in (1, 2):
+        model, dataset, metrics = published[r]
+        path = os.path.dirname(store.model_path(r))
+        loaded = datasets.load_dataset(
+            os.path.join(path, "dataset"), split="train", cache_dir=str(tmp_path / "c")
+        )
+        assert loaded.to_list() == dataset.to_list()
+        assert store.load_dataset(r).to_list() == dataset.to_list()
+        assert_same_weights(model, AutoModelForCausalLM.from_pretrained(store.model_path(r)))
+        assert store.metrics(r) == metrics
+        assert json.load(open(os.path.join(store.model_path(r), "metrics.json"))) == metrics
+        meta, body = split_front_matter(open(os.path.join(path, "dataset", "README.md")).read())
+        assert "copy" in meta["tags"] and f"round {r}" in body
+    model_dir = store.model_path(2)
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    assert "AutoModelForCausalLM" in config["auto_map"]
+    assert os.path.exists(os.path.join(model_dir, "generation_config.json"))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert tok("12+3=")["input_ids"] == tokenizer("12+3=")["input_ids"]
+    card = open(os.path.join(model_dir, "README.md")).read()
+    assert "| 9 | 0.7000 |" in card and "| 10 | 0.2000 |" in card
+    with pytest.raises(FileNotFoundError, match="round 0 member 0 has no self-labelled dataset"):
+        store.load_dataset(0)
+    with pytest.raises(FileNotFoundError, match=r"have rounds \[0, 1, 2\]"):
+        store.model_path(5)
+
+
+def test_rounds_are_immutable_unless_overwrite(tmp_path, tokenizer):
+    store = open_store(tmp_path)
+    first, _, _ = publish(store, tokenizer, 1)
+    with pytest.raises(FileExistsError, match="round 1 member 0 already exists"):
+        publish(store, tokenizer, 1, model=make_model(tokenizer, 99))
+    assert_same_weights(first, AutoModelForCausalLM.from_pretrained(store.model_path(1)))
+    second, _, _ = publish(store, tokenizer, 1, model=make_model(tokenizer, 99), overwrite=True)
+    assert_same_weights(second, AutoModelForCausalLM.from_pretrained(store.model_path(1)))
+    assert not [p for p in os.listdir(tmp_path / "rounds" / "round-001") if p.startswith(".")]
+
+
+def test_bad_input_raises_before_writing(tmp_path, tokenizer):
+    store = open_store(tmp_path)
+    model = make_model(tokenizer, 0)
+    kw = dict(model=model, tokenizer=tokenizer, metrics={"accuracy": {}}, info={})
+    with pytest.raises(ValueError, match=r"lacks columns \['votes'\]"):
+        store.publish_round(1, 0, dataset=make_rows(1).remove_columns("votes"), **kw)
+    with pytest.raises(ValueError, match="round 2 needs its self-labelled dataset"):
+        store.publish_round(2, 0, dataset=None, **kw)
+    with pytest.raises(ValueError, match="round must be a non-negative int, got -1"):
+        store.publish_round(-1, 0, dataset=None, **kw)
+    with pytest.raises(TypeError):
+        store.publish_round(0, 0, dataset=None, **{**kw, "metrics": {"accuracy": {}, "bad": object()}})
+    assert store.completed_rounds() == [] and not list((tmp_path / "rounds").glob("round-*/*"))
+
+
+class ExplodingModel(SILlamaForCausalLM):
+    def save_pretrained(self, *args, **kwargs):
+        raise OSError("disk full")
+
+
+def test_failed_write_leaves_previous_round_and_no_partial_round(tmp_path, tokenizer):
+    store = open_store(tmp_path)
+    model0, _, _ = publish(store, tokenizer, 0)
+    with pytest.raises(OSError, match="disk full"):
+        publish(store, tokenizer, 1, model=ExplodingModel(tiny_config(len(tokenizer))))
+    assert store.completed_rounds() == [0]
+    assert not list((tmp_path / "rounds").glob("round-*/.tmp-*"))
+    assert_same_weights(model0, AutoModelForCausalLM.from_pretrained(store.model_path(0)))
+
+
+def test_killed_process_mid_write_is_invisible_and_cleaned_on_reopen(tmp_path, tokenizer):
+    store = open_store(tmp_path)
+    model0, _, _ = publish(store, tokenizer, 0)
+    # A real crash (no cleanup code runs): the process dies while the model is being written.
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_store import SILlamaForCausalLM, tiny_config, get_tokenizer, open_store, make_rows
+
+        class Dies(SILlamaForCausalLM):
+            def save_pretrained(self, path, *a, **k):
+                os.makedirs(path)
+                open(os.path.join(path, "config.json"), "w").write("{{")
+                os._exit(9)
+
+        tok = get_tokenizer("char")
+        open_store({str(tmp_path)!r}).publish_round(1, 0, dataset=make_rows(1), model=Dies(tiny_config(len(tok))),
+                                                     tokenizer=tok, metrics={{"accuracy": {{}}}}, info={{}})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert len(list((tmp_path / "rounds").glob("round-001/.tmp-member-0-*"))) == 1  # the crash left debris
+    assert store.completed_rounds() == [0]
+    reopened = open_store(tmp_path)
+    assert not list((tmp_path / "rounds").glob("round-*/.tmp-*"))
+    assert reopened.completed_rounds() == [0]
+    assert_same_weights(model0, AutoModelForCausalLM.from_pretrained(reopened.model_path(0)))
+    publish(reopened, tokenizer, 1)  # the crashed round can be written again
+    assert reopened.completed_rounds() == [0, 1]
+
+
+def test_peft_model_is_saved_merged_and_left_untouched(tmp_path, tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(
+        make_model(tokenizer, 0),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    ids = torch.tensor([tokenizer("12+34=")["input_ids"]])
+    with torch.no_grad():
+        expected = peft_model(ids).logits
+    store = open_store(tmp_path)
+    publish(store, tokenizer, 0, model=peft_model)
+    assert not os.path.exists(os.path.join(store.model_path(0), "adapter_config.json"))
+    with torch.no_grad():
+        loaded = AutoModelForCausalLM.from_pretrained(store.model_path(0))(ids).logits
+        again = peft_model(ids).logits
+    torch.testing.assert_close(loaded, expected, rtol=1e-4, atol=1e-5)
+    assert torch.equal(again, expected)  # the live peft model still has its adapters
+
+
+def test_resolve_resume_from_local_round(tmp_path, tokenizer):
+    store = open_store(tmp_path)
+    rows = {r: publish(store, tokenizer, r)[1] for r in range(3)}
+    for spec in (os.path.dirname(store.model_path(2)), store.model_path(2)):
+        src = resolve_resume(spec, cache_dir=tmp_path / "cache")
+        assert (src.round, src.member, src.model_path) == (2, 0, store.model_path(2))
+        assert sorted(src.datasets) == [1, 2]
+        assert all(src.datasets[r].to_list() == rows[r].to_list() for r in (1, 2))
+        assert set(src.datasets[1].column_names) == set(COLUMNS)
+    with pytest.raises(ValueError, match="'user/name@round-3'"):
+        resolve_resume("not a spec", cache_dir=tmp_path)
