@@ -13,8 +13,15 @@ RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").rglob("
 
 def test_there_are_recipes_for_every_task():
     tasks = {p.parent.name for p in RECIPES}
-    assert {"reverse_addition", "forward_addition", "copy", "reverse_string", "multiplication", "maze_hops",
-            "maze_nodes"} <= tasks
+    assert {
+        "reverse_addition",
+        "forward_addition",
+        "copy",
+        "reverse_string",
+        "multiplication",
+        "maze_hops",
+        "maze_nodes",
+    } <= tasks
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -142,7 +142,10 @@ class SelfImprovementRun:
             return [resolve_resume(spec, cache_dir=cache)]
         local = Path(spec)
         if local.exists():
-            return [resolve_resume(str(local / f"member-{m}"), cache_dir=cache) for m in range(self.si.num_members)]
+            return [
+                resolve_resume(str(local / f"member-{m}"), cache_dir=cache)
+                for m in range(self.si.num_members)
+            ]
         return [resolve_resume(spec, cache_dir=cache, member=m) for m in range(self.si.num_members)]
 
     # ---- bookkeeping derived from the store (never duplicated in memory) ----

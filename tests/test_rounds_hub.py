@@ -1,0 +1,120 @@
+"""The round loop publishing to a Hub (the offline server of si_hf.testing) and resuming from it.
+
+The clients read HF_ENDPOINT at import time, so runs and loads happen in subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_rounds import TINY, check_round, round_dataset
+
+from si_hf.tasks import get_task
+from si_hf.testing import serve_hub
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "hf_rounds_token_5f3a9c"
+
+
+@pytest.fixture
+def hub_env(tmp_path):
+    with serve_hub() as (url, server):
+        env = dict(
+            os.environ,
+            HF_ENDPOINT=url,
+            HF_TOKEN=TOKEN,
+            HF_HUB_DISABLE_XET="1",
+            HF_HOME=str(tmp_path / "hf_home"),
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+        )
+        yield env, server
+
+
+def run(env, args, cwd=REPO):
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert TOKEN not in proc.stdout + proc.stderr
+    return proc
+
+
+def test_rounds_publish_to_hub_and_resume_elsewhere(tmp_path, hub_env):
+    env, server = hub_env
+    cfg = {
+        **TINY,
+        "task": "copy",
+        "d0": "4",
+        "filters": ["length"],
+        "output_dir": str(tmp_path / "a"),
+        "hub_dataset_id": "user/copy-data",
+        "hub_model_id": "user/copy-model",
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(cfg))
+    run(env, [sys.executable, "recipes/run_round.py", "--config", str(path), "--rounds", "0:1"])
+
+    # a fresh process loads round 1 from the Hub with the standard libraries
+    load = textwrap.dedent(
+        """
+        import json
+        from datasets import load_dataset
+        from transformers import AutoModelForCausalLM
+        ds = load_dataset("user/copy-data", revision="round-1", split="train")
+        model = AutoModelForCausalLM.from_pretrained("user/copy-model", revision="round-1", trust_remote_code=True)
+        print(json.dumps({"rows": ds.to_dict(), "type": type(model).__name__, "n": model.num_parameters()}))
+        """
+    )
+    out = json.loads(run(env, [sys.executable, "-c", load], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    local = round_dataset(tmp_path / "a", 1)
+    assert out["rows"] == local.to_dict()
+    assert out["type"] == "SILlamaForCausalLM"
+
+    # someone else continues the run from the published round 1 into a new output dir
+    run(
+        env,
+        [
+            sys.executable,
+            "recipes/run_round.py",
+            "--config",
+            str(path),
+            "--output_dir",
+            str(tmp_path / "b"),
+            "--resume_from",
+            "user/copy-model@round-1",
+            "--num_rounds",
+            "2",
+            "--hub_dataset_id",
+            "user/copy-data-2",
+            "--hub_model_id",
+            "user/copy-model-2",
+        ],
+    )
+    task = get_task("copy")
+    check_round(tmp_path / "b", task, 2, filters="length")
+    assert not (tmp_path / "b" / "rounds" / "round-001").exists()  # only the new round is written
+    ds2 = round_dataset(tmp_path / "b", 2)
+    assert {task.difficulty_of(p) for p in ds2["prompt"]} <= {6}  # the schedule continued from round 1
+    pushed = json.loads(
+        run(
+            env,
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(
+                    """
+        import json
+        from huggingface_hub import list_repo_refs
+        print(json.dumps(sorted(b.name for b in list_repo_refs("user/copy-model-2").branches)))
+        """
+                ),
+            ],
+            cwd=tmp_path,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert "round-2" in pushed
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
