@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -282,3 +283,82 @@ def test_eval_levels_reach_past_the_frontier():
     assert eval_levels(get_task("maze_nodes"), ["10", "30"], 3)[0] == 10
     grid = eval_levels(get_task("multiplication"), ["5x5", "6x1"], 1)
     assert len(grid) == 49 and (7, 7) in grid and (1, 1) in grid
+
+
+def test_pretrained_llama_with_lora(tmp_path):
+    """A (locally built) pretrained Llama adapted with LoRA: each round's weight change is low-rank."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=300,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=256,
+        )
+    )
+    base.save_pretrained(tmp_path / "pretrained")
+    cfg = write_config(
+        tmp_path,
+        task="copy",
+        d0="4",
+        model_name_or_path=str(tmp_path / "pretrained"),
+        use_peft=True,
+        lora_r=2,
+        lora_alpha=4,
+        tokenizer_name="char",
+        num_rounds=1,
+    )
+    main(["--config", str(cfg)])
+    out = run_dir(cfg)
+    w = [load_file(str(out / f"rounds/round-{r:03d}/member-0/model/model.safetensors")) for r in (0, 1)]
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert w[0][key].shape == (64, 64) and "model.embed_tokens.weight" in w[0]  # merged: no peft keys
+    assert not any("lora" in k for k in w[0])
+    delta0 = w[0][key] - base.state_dict()[key]
+    delta1 = w[1][key] - w[0][key]
+    for delta in (delta0, delta1):
+        assert 0 < torch.linalg.matrix_rank(delta, atol=1e-6).item() <= 2  # LoRA rank 2, not full fine-tuning
+    assert w[0]["model.embed_tokens.weight"].shape[0] == len(get_task("copy").alphabet) + 3
+
+
+def test_two_processes_shard_labelling_and_publish_once(tmp_path):
+    """torchrun with 2 CPU processes (gloo): labels are sharded and gathered back in prompt order."""
+    cfg = write_config(tmp_path, task="copy", d0="4", filters=["none"], num_rounds=1)
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            port,
+            str(REPO / "recipes/run_round.py"),
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_dir(cfg)
+    task = get_task("copy")
+    metrics = check_round(out, task, 1, filters="none")
+    assert metrics["n_generated"] == TINY["examples_per_round"]
+    # the same seeded prompts as a one-process run would label, kept in their original order
+    expected = task.generate(
+        TINY["examples_per_round"], seed=1234, purpose="round", keys=(1, 0), difficulty=5
+    )
+    kept = round_dataset(out, 1)["prompt"]
+    positions = [expected["prompt"].index(p) for p in kept]
+    assert positions == sorted(positions)
+    assert proc.stdout.count("round 1 member 0:") == 1  # only the main process reports and publishes

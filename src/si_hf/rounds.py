@@ -37,7 +37,7 @@ from si_hf.data import d0_dataset, mix_rounds
 from si_hf.evaluation import build_eval_sets, evaluate_model, format_table
 from si_hf.filtering import apply_filters
 from si_hf.labeling import label
-from si_hf.modeling import build_model
+from si_hf.modeling import add_lora, build_model
 from si_hf.store import open_store, resolve_resume
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
@@ -118,6 +118,11 @@ class SelfImprovementRun:
         self.task = get_task(task_args.task, **task_args.task_kwargs())
         self.d0 = self.task.parse_difficulty(task_args.d0)
         self.tokenizer = get_tokenizer(model_args.tokenizer_name or self.task.tokenizer_name)
+        if not torch.cuda.is_available() and not train_args.use_cpu:
+            # Trainer only sets up multi-process CPU runs (torchrun / accelerate launch) with use_cpu.
+            train_args = dataclasses.replace(train_args, use_cpu=True)
+            self.train_args = train_args
+        train_args.device  # noqa: B018  (initialises the distributed state the Trainer will share)
         self.state = PartialState()
         self.output_dir = Path(train_args.output_dir)
         self.store = open_store(
@@ -182,6 +187,9 @@ class SelfImprovementRun:
         self.store.sync()
         for r in range(first, last + 1):
             self.run_round(r)
+        work = self.output_dir / "work"
+        if self.state.is_main_process and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
 
     def _round_exists(self, r: int) -> bool:
         if r <= self.source_round:
@@ -214,7 +222,10 @@ class SelfImprovementRun:
         labelled = {m: self._labels(r, m, levels, voters) for m in todo}
         trained = list(dict.fromkeys(prev_trained + [self.task.difficulty_key(d) for d in levels]))
         for m in todo:
-            self._train_eval_publish(r, m, self._model(r - 1, m), trained, *labelled[m])
+            model = self._model(r - 1, m)
+            if self.model_args.use_peft:
+                model = add_lora(model, self.model_args, seed=self._seed(r, m))
+            self._train_eval_publish(r, m, model, trained, *labelled[m])
 
     def _seed(self, r: int, member: int) -> int:
         return self.train_args.seed + 1000 * member + r
@@ -360,6 +371,9 @@ class SelfImprovementRun:
             "output_dir": work,
             "push_to_hub": False,
             "save_strategy": "no",
+            # Under several processes each one streams the (cheap, seeded) data itself and keeps its
+            # slice of every global batch: dispatching from rank 0 would need equal padded lengths.
+            "accelerator_config": {**dataclasses.asdict(args.accelerator_config), "dispatch_batches": False},
         }
         if r > 0:
             kwargs = dict(args.lr_scheduler_kwargs or {})

@@ -2,7 +2,7 @@
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from .build import MODEL_DEFAULTS, ModelArgumentsLike, build_model
+from .build import MODEL_DEFAULTS, ModelArgumentsLike, add_lora, build_model
 from .configuration_si_llama import POSITION_ENCODINGS, SILlamaConfig
 from .modeling_si_llama import NoPositionEmbedding, SILlamaForCausalLM
 from .presets import PRESETS, cpu_config, get_config, paper_config, tiny_config
@@ -15,6 +15,7 @@ SILlamaConfig.register_for_auto_class("AutoConfig")
 SILlamaForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
 __all__ = [
+    "add_lora",
     "MODEL_DEFAULTS",
     "POSITION_ENCODINGS",
     "PRESETS",

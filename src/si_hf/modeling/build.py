@@ -134,3 +134,20 @@ def _wrap_lora(model: PreTrainedModel, a: dict) -> PreTrainedModel:
         ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False)),
     )
     return get_peft_model(model, lora)
+
+
+def add_lora(
+    model: PreTrainedModel, model_args: ModelArgumentsLike, *, seed: int | None = None
+) -> PreTrainedModel:
+    """Fresh LoRA adapters on `model` (a peft model is merged first), seeded like `build_model`.
+
+    Rounds >= 1 continue from the previous round's merged checkpoint; merging in memory too keeps a
+    run that stays in one process identical to one resumed from the store."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    a = _args(model_args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(a["seed"] if seed is None else seed)
+        return _wrap_lora(model, a)
