@@ -362,3 +362,15 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
     positions = [expected["prompt"].index(p) for p in kept]
     assert positions == sorted(positions)
     assert proc.stdout.count("round 1 member 0:") == 1  # only the main process reports and publishes
+
+
+@pytest.mark.slow
+def test_copy_cpu_recipe_self_improves(tmp_path):
+    """The README's main job (about 15 minutes on 2 cores): the length-13/14 frontier moves."""
+    out = tmp_path / "run"
+    main(["--config", str(REPO / "recipes/copy/config_cpu.yaml"), "--output_dir", str(out)])
+    rounds = json.loads((out / "metrics.json").read_text())
+    assert [m["round"] for m in rounds] == [0, 1, 2, 3]
+    first, last = rounds[0]["accuracy"], rounds[-1]["accuracy"]
+    assert all(last[str(n)] >= 0.99 for n in range(1, 11))  # nothing forgotten
+    assert last["13"] >= first["13"] + 0.3 and last["14"] >= 0.5  # never labelled by a human

@@ -16,9 +16,9 @@ for D_0. So "repeat the pool epoch after epoch" is the Trainer's loop, not ours.
 
 Distribution: the shards are `datasets` shards (`n_shards`), so dataloader workers and
 `split_dataset_by_node` split them natively (each worker reads whole shards; the order of the stream
-depends on the number of workers, never the content of an epoch). Under accelerate we keep its
-default for iterable datasets, `dispatch_batches=True`: process 0 reads the stream and sends every
-process its slice of each batch, so no per-rank seeding is needed.
+depends on the number of workers, never the content of an epoch). The round loop runs accelerate
+with `dispatch_batches=False`: accelerate then gives each process its own subset of the shards
+(`IterableDataset.shard`), which also spares process 0 from padding every process's batch alike.
 
 Mixing (design.md section 3): the newest round is drawn with probability `newest_probability`
 (0.5 in the paper), D_0 and the older rounds share the rest in proportion to their weights (D_0:

@@ -34,7 +34,7 @@ import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
 from si_hf.collator import PromptCompletionCollator
 from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.data import d0_dataset, mix_rounds
-from si_hf.evaluation import build_eval_sets, evaluate_model, format_table
+from si_hf.evaluation import build_eval_sets, eval_difficulties, evaluate_model, format_table
 from si_hf.filtering import apply_filters
 from si_hf.labeling import label
 from si_hf.modeling import add_lora, build_model
@@ -90,19 +90,17 @@ def round_difficulties(
 
 
 def eval_levels(task, trained: list, beyond: int) -> list:
-    """From the easiest level to `beyond` levels past the frontier (a square grid for multiplication)."""
+    """From the easiest level to `beyond` past the hardest trained one (a square grid for multiplication)."""
     levels = [task.parse_difficulty(k) for k in trained]
-    if isinstance(levels[0], tuple):
-        top = max(max(p) for p in levels) + beyond
-        return [(a, b) for a in range(1, top + 1) for b in range(1, top + 1)]
-    lo = min(task.d0_difficulties(levels[0])) if hasattr(task, "d0_difficulties") else 1
-    return list(range(lo, max(levels) + beyond + 1))
+    frontier = max(max(d) if isinstance(d, tuple) else d for d in levels)
+    return eval_difficulties(task, frontier, beyond=beyond)
 
 
 # ----------------------------------------------------------------------------- state
 @dataclass
 class MemberState:
-    model: object | None = None
+    model: object | None = None  # the latest model of this member in memory ...
+    round: int | None = None  # ... and the round that produced it
     rounds: dict = field(default_factory=dict)  # round -> Dataset of kept labels
 
 
@@ -165,7 +163,7 @@ class SelfImprovementRun:
     def _info(self, r: int, member: int = 0) -> dict:
         if r <= self.source_round:
             return self.sources[member].info
-        return self.store.local.marker(r, member)["info"]
+        return self.store.info(r, member)
 
     def _metrics(self, r: int, member: int) -> dict:
         if r <= self.source_round:
@@ -343,7 +341,7 @@ class SelfImprovementRun:
     def _model(self, r: int, m: int):
         """Member m's model after round r: in memory when this process made it, else from the store."""
         member = self.members[m]
-        if member.model is not None and getattr(member, "round", None) == r:
+        if member.model is not None and member.round == r:
             return member.model
         if r == self.source_round:
             path = self.sources[m].model_path

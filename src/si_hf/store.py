@@ -427,6 +427,10 @@ class Store:
     def metrics(self, round: int, member: int = 0) -> dict:
         return self.local.metrics(round, member)
 
+    def info(self, round: int, member: int = 0) -> dict:
+        """What the round recorded about itself: task, filter, counts, trained levels, config."""
+        return self.local.marker(round, member)["info"]
+
     def sync(self) -> list[tuple[int, int]]:
         """Push every local round/member the Hub lacks (complete ones are left alone); returns those pushed."""
         if self.hub is None or not is_main_process():
