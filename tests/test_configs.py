@@ -64,6 +64,12 @@ def test_cli_overrides_yaml(tmp_path):
         ({"filters": ["majority_vote"], "num_members": 1}, "num_members"),
         ({"vote_threshold": 1.5}, "1.5"),
         ({"round": 1, "rounds": "0:2"}, "either"),
+        ({"round": -1}, "-1"),
+        ({"filters": ["length", "majority_vote"], "num_members": 3}, "must come first"),
+        ({"filters": ["none", "length"]}, "none"),
+        ({"verifier_checks": ["moves"]}, "moves"),
+        ({"length_filter_tau": 0}, "length_filter_tau"),
+        ({"examples_per_round": 0}, "examples_per_round"),
     ],
 )
 def test_bad_values_are_named(kwargs, match):

@@ -374,3 +374,35 @@ def test_copy_cpu_recipe_self_improves(tmp_path):
     first, last = rounds[0]["accuracy"], rounds[-1]["accuracy"]
     assert all(last[str(n)] >= 0.99 for n in range(1, 11))  # nothing forgotten
     assert last["13"] >= first["13"] + 0.3 and last["14"] >= 0.5  # never labelled by a human
+
+
+@pytest.mark.parametrize(
+    "task, overrides, match",
+    [
+        ("multiplication", {"schedule": "standard"}, "multiplication_accelerated"),
+        ("copy", {"schedule": "multiplication"}, "standard or accelerated"),
+        ("copy", {"filters": ["verifier"]}, "maze"),
+    ],
+)
+def test_incompatible_task_and_schedule_fail_before_training(tmp_path, task, overrides, match):
+    cfg = write_config(tmp_path, task=task, d0="2x2" if task == "multiplication" else "4", **overrides)
+    with pytest.raises(ValueError, match=match):
+        main(["--config", str(cfg)])
+    assert not (run_dir(cfg) / "rounds").exists()  # nothing was trained or written
+
+
+def test_spans_group_consecutive_levels():
+    from si_hf.rounds import _spans
+
+    assert _spans(["1x7", "1x7", "7x1", "7x1", "7x1", "2x7"]) == [(0, 2), (2, 5), (5, 6)]
+    assert _spans(["5"]) == [(0, 1)] and _spans([]) == []
+
+
+def test_each_round_reads_a_different_part_of_d0():
+    """Round r's D_0 stream starts at other shards than round r-1's (a fresh Trainer restarts at epoch 0)."""
+    from si_hf.data import d0_dataset
+
+    task = get_task("copy")
+    base = d0_dataset(task, 6, num_examples=4000, seed=1, shard_size=100)
+    first = [next(iter(base.shuffle(seed=s, buffer_size=1)))["prompt"] for s in (7, 8, 9)]
+    assert len(set(first)) == 3

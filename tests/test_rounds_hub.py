@@ -116,5 +116,26 @@ def test_rounds_publish_to_hub_and_resume_elsewhere(tmp_path, hub_env):
         .splitlines()[-1]
     )
     assert "round-2" in pushed
+    # and a third person continues the continuation: round 1's labels are found through the chain
+    run(
+        env,
+        [
+            sys.executable,
+            "recipes/run_round.py",
+            "--config",
+            str(path),
+            "--output_dir",
+            str(tmp_path / "c"),
+            "--resume_from",
+            "user/copy-model-2@round-2",
+            "--num_rounds",
+            "3",
+            "--hub_dataset_id",
+            "",
+            "--hub_model_id",
+            "",
+        ],
+    )
+    check_round(tmp_path / "c", task, 3, filters="length")
     leaks = [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert leaks == []

@@ -197,3 +197,17 @@ def test_resolve_resume_from_local_round(tmp_path, tokenizer):
         assert set(src.datasets[1].column_names) == set(COLUMNS)
     with pytest.raises(ValueError, match="'user/name@round-3'"):
         resolve_resume("not a spec", cache_dir=tmp_path)
+
+
+def test_overwrite_interrupted_between_renames_restores_the_old_round(tmp_path, tokenizer):
+    """An overwrite moves the old round to .old-*, then the new one in; dying in between must not lose it."""
+    store = open_store(tmp_path / "run")
+    publish(store, tokenizer, 0)
+    final = store.local.path(0)
+    before = json.loads((final / "metrics.json").read_text())
+    os.rename(final, final.parent / ".old-member-0-deadbeef")  # the state right after the first rename
+    assert store.completed_rounds() == []
+    reopened = open_store(tmp_path / "run")
+    assert reopened.completed_rounds() == [0]
+    assert json.loads((final / "metrics.json").read_text()) == before
+    assert not list(final.parent.glob(".old-*"))

@@ -184,6 +184,29 @@ class SelfImproveArguments:
             raise ValueError(f"majority_vote needs num_members >= 2, got {self.num_members}")
         if self.num_members < 1:
             raise ValueError(f"num_members: {self.num_members} must be >= 1")
+        if self.round is not None and self.round < 0:
+            raise ValueError(f"round: {self.round} must be >= 0")
+        if "none" in self.filters and len(self.filters) > 1:
+            raise ValueError(f"filters: {self.filters} combines 'none' with other filters")
+        if "majority_vote" in self.filters and self.filters[0] != "majority_vote":
+            raise ValueError(f"filters: {self.filters}: majority_vote must come first (it picks the label)")
+        bad_checks = [c for c in self.verifier_checks if c not in ("move", "end")]
+        if bad_checks or not self.verifier_checks:
+            raise ValueError(
+                f"verifier_checks: {self.verifier_checks}; expected a non-empty subset of ['move', 'end']"
+            )
+        if self.length_filter_tau < 1:
+            raise ValueError(f"length_filter_tau: {self.length_filter_tau} must be >= 1 token")
+        for name in (
+            "examples_per_round",
+            "label_batch_size",
+            "eval_batch_size",
+            "eval_examples_per_difficulty",
+            "round_max_steps",
+            "difficulty_step",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
         if not 0 < self.newest_round_probability < 1:
             raise ValueError(f"newest_round_probability: {self.newest_round_probability} is not in (0, 1)")
 

@@ -20,7 +20,9 @@ from si_hf.tokenization import encode_prompt
 @dataclass(frozen=True)
 class Prediction:
     text: str  # decoded answer, special tokens stripped
-    finished: bool  # False: hit the prompt's length bound without EOS (run-on, an invalid label)
+    # False: not a usable label. Either it hit the prompt's length bound without EOS (run-on), or its
+    # tokens do not spell a string that tokenizes back to them (see `_spells`).
+    finished: bool
     num_tokens: int  # answer tokens before EOS (never more than the bound)
 
 
@@ -39,6 +41,15 @@ def _bound(task, prompt: str) -> int:
     if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
         raise ValueError(f"{task.name}.max_answer_tokens({prompt!r}) = {bound!r}: expected an int >= 1")
     return bound
+
+
+def _spells(tokenizer, text: str, ids: list[int]) -> bool:
+    """`text` tokenizes back to exactly `ids`. A label that does not (a special token inside it, or
+    maze numbers emitted back to back, "84" "49" -> "8449") cannot be trained on, so it is no label."""
+    try:
+        return tokenizer(text, add_special_tokens=False)["input_ids"] == ids
+    except Exception:  # the tokenizers library raises a bare Exception for out-of-vocabulary words
+        return False
 
 
 def label(
@@ -89,6 +100,7 @@ def label(
                     text = tokenizer.decode(
                         answer, skip_special_tokens=True, clean_up_tokenization_spaces=False
                     )
+                    finished = finished and _spells(tokenizer, text, answer)
                     results[i] = Prediction(text=text, finished=finished, num_tokens=len(answer))
                 bar.update(len(idx))
     finally:

@@ -63,7 +63,7 @@ def dataset_card(info: dict) -> str:
         f"# si-hf {task}: self-labelled data of round {r}\n\n"
         "Prompts labelled by the previous round's model (no ground truth), kept by the filter below. "
         "Columns: prompt, completion (the model's label), difficulty, round, generated_by, filter, votes, "
-        "oracle_correct (for analysis only: never used for training unless the verifier filter is chosen).\n\n"
+        "oracle_correct (for analysis only: never used to filter; the verifier filter checks move and end validity, not this).\n\n"
         f"| | |\n|---|---|\n{table}\n"
     )
     return join_front_matter(meta, body)

@@ -96,6 +96,30 @@ def eval_levels(task, trained: list, beyond: int) -> list:
     return eval_difficulties(task, frontier, beyond=beyond)
 
 
+def _spans(keys: list[str]) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of equal consecutive keys."""
+    spans, lo = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[lo]:
+            spans.append((lo, i))
+            lo = i
+    return spans
+
+
+def check_compatible(task, si: SelfImproveArguments) -> None:
+    """Task-dependent checks, run before round 0 trains rather than when round 1 needs them."""
+    two_d = si.schedule.startswith("multiplication")
+    if two_d != (task.name == "multiplication"):
+        expected = (
+            "multiplication or multiplication_accelerated"
+            if task.name == "multiplication"
+            else ("standard or accelerated")
+        )
+        raise ValueError(f"schedule: {si.schedule!r} does not fit task {task.name!r}; expected {expected}")
+    if "verifier" in si.filters and not hasattr(task, "validity"):
+        raise ValueError(f"filters: 'verifier' needs a maze task (move/end validity), got task {task.name!r}")
+
+
 # ----------------------------------------------------------------------------- state
 @dataclass
 class MemberState:
@@ -115,6 +139,7 @@ class SelfImprovementRun:
         self.task_args, self.si, self.model_args, self.train_args = task_args, si, model_args, train_args
         self.task = get_task(task_args.task, **task_args.task_kwargs())
         self.d0 = self.task.parse_difficulty(task_args.d0)
+        check_compatible(self.task, si)
         self.tokenizer = get_tokenizer(model_args.tokenizer_name or self.task.tokenizer_name)
         if not torch.cuda.is_available() and not train_args.use_cpu:
             # Trainer only sets up multi-process CPU runs (torchrun / accelerate launch) with use_cpu.
@@ -235,20 +260,28 @@ class SelfImprovementRun:
             ds = load_from_disk(str(stage))
             return ds, json.loads((stage.parent / "label_info.json").read_text())
         prompts, difficulties = self._round_prompts(r, m, levels)
-        t0 = time.perf_counter()
         labelers = list(voters) if voters is not None else [m]
-        preds = [self._label(self._model(r - 1, j), prompts) for j in labelers]
+        models = [self._model(r - 1, j) for j in labelers]
+        t0 = time.perf_counter()
+        preds = [self._label(model, prompts) for model in models]
         label_seconds = time.perf_counter() - t0
-        result = apply_filters(
-            self.si.filters,
-            preds if voters is not None else preds[0],
-            task=self.task,
-            prompts=prompts,
-            length_tau=self.si.length_filter_tau,
-            vote_tau=self.si.vote_threshold,
-            batch_size=self.si.label_batch_size,
-            checks=self.si.verifier_checks,
-        )
+        # Filters run per difficulty level: a length-filter batch that mixed 7x1 with 1x7 answers
+        # would drop every short (correct) one. The level comes from the prompt, not from an answer.
+        keep, labels, votes = [], [], []
+        for lo, hi in _spans(difficulties):
+            result = apply_filters(
+                self.si.filters,
+                [p[lo:hi] for p in preds] if voters is not None else preds[0][lo:hi],
+                task=self.task,
+                prompts=prompts[lo:hi],
+                length_tau=self.si.length_filter_tau,
+                vote_tau=self.si.vote_threshold,
+                batch_size=self.si.label_batch_size,
+                checks=self.si.verifier_checks,
+            )
+            keep += result.keep
+            labels += result.labels
+            votes += result.votes
         rows = {
             "prompt": [],
             "completion": [],
@@ -263,17 +296,17 @@ class SelfImprovementRun:
             "members-" + ",".join(map(str, labelers)) if voters is not None else f"member-{m}"
         )
         filter_name = "+".join(self.si.filters)
-        for i, keep in enumerate(result.keep):
-            if not keep:
+        for i, kept in enumerate(keep):
+            if not kept:
                 continue
             rows["prompt"].append(prompts[i])
-            rows["completion"].append(result.labels[i])
+            rows["completion"].append(labels[i])
             rows["difficulty"].append(difficulties[i])
             rows["round"].append(r)
             rows["generated_by"].append(generated_by)
             rows["filter"].append(filter_name)
-            rows["votes"].append(int(result.votes[i]))
-            rows["oracle_correct"].append(bool(self.task.verify(prompts[i], result.labels[i])))
+            rows["votes"].append(int(votes[i]))
+            rows["oracle_correct"].append(bool(self.task.verify(prompts[i], labels[i])))
         ds = Dataset.from_dict(rows)
         n_kept = len(ds)
         info = {
@@ -347,7 +380,14 @@ class SelfImprovementRun:
             path = self.sources[m].model_path
         else:
             path = self.store.model_path(r, m)
-        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)
+        kwargs = (
+            {"attn_implementation": self.model_args.attn_implementation}
+            if self.model_args.attn_implementation
+            else {}
+        )
+        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **kwargs)
+        # The same device and dtype as a model that stayed in memory, so labels do not depend on resuming.
+        model.to(self.train_args.device)
         member.model, member.round = model, r
         return model
 
@@ -403,7 +443,9 @@ class SelfImprovementRun:
             num_examples=self.task_args.num_d0_examples,
             seed=self.task_args.data_seed_base,
             member=m,
-        )
+        ).shuffle(
+            seed=self._seed(r, m), buffer_size=1
+        )  # shard order per round: each round reads new D_0 rows
         rounds = []
         for k in range(1, r + 1):
             ds = labels if k == r else self._round_dataset(k, m)
@@ -435,7 +477,9 @@ class SelfImprovementRun:
         t0 = time.perf_counter()
         out = trainer.train()
         train_seconds = time.perf_counter() - t0
-        model = trainer.accelerator.unwrap_model(trainer.model)
+        # Without accelerate's autocast wrapper: labelling and evaluation run in the weights' own dtype,
+        # exactly as for a model reloaded from the store.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
         self.members[m].model, self.members[m].round = model, r
         if labels is not None:
             self.members[m].rounds[r] = labels
@@ -473,6 +517,12 @@ class SelfImprovementRun:
             "data_accuracy": label_info.get("data_accuracy"),
             "generated_by": label_info.get("generated_by"),
             "config": self._config_snapshot(),
+            # lets resolve_resume find the rounds this run did not make itself
+            "resumed_from": (
+                {"spec": self.sources[m].source, "member": m if self.si.num_members > 1 else None}
+                if self.sources
+                else None
+            ),
         }
         if self.state.is_main_process:
             self.store.publish_round(

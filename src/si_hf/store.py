@@ -106,10 +106,16 @@ class LocalStore:
         self.root = Path(root)
         self.rounds_dir = self.root / "rounds"
         if self.rounds_dir.exists() and is_main_process():
-            for stale in list(self.rounds_dir.glob("round-*/.tmp-*")) + list(
-                self.rounds_dir.glob("round-*/.old-*")
-            ):
+            for stale in self.rounds_dir.glob("round-*/.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
+            for old in self.rounds_dir.glob("round-*/.old-*"):
+                # An overwrite moves the old round aside, then the new one in: if it died in between,
+                # the old round is the only copy and goes back into place.
+                final = old.parent / old.name[len(".old-") :].rsplit("-", 1)[0]
+                if final.exists():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.rename(old, final)
 
     def path(self, round: int, member: int = 0) -> Path:
         _check_address(round, member)
@@ -482,7 +488,22 @@ class ResumeSource:
 def resolve_resume(spec: str, cache_dir=None, member: int | None = None) -> ResumeSource:
     """A finished round to resume from: ``user/name@round-3[/member-1]`` on the Hub, or a local round
     directory (``.../rounds/round-003/member-0`` or its ``model/``). Returns the model directory and the
-    self-labelled datasets of rounds 1..r named by the round's marker."""
+    self-labelled datasets of rounds 1..r named by the round's marker. A run that itself started from
+    another run records it in `info["resumed_from"]`; its earlier rounds are fetched from there."""
+    source = _resolve_one(spec, cache_dir, member)
+    parent = source.info.get("resumed_from")
+    if parent:
+        earlier = resolve_resume(parent["spec"], cache_dir, member=parent.get("member"))
+        source.datasets = {**earlier.datasets, **source.datasets}
+    missing = [r for r in range(1, source.round + 1) if r not in source.datasets]
+    if missing:
+        raise ValueError(
+            f"{spec!r}: the self-labelled datasets of rounds {missing} are not recorded anywhere"
+        )
+    return source
+
+
+def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
     path = Path(spec)
     if path.exists():
         root = path.parent if path.name == "model" else path
@@ -526,6 +547,12 @@ def resolve_resume(spec: str, cache_dir=None, member: int | None = None) -> Resu
 
     sets = {}
     for d in marker["datasets"]:
+        if "repo" not in d:
+            raise HubError(
+                f"{repo}@{rev}: the dataset of round {d['round']} was never pushed (the run had no "
+                "--hub_dataset_id), so this round cannot be resumed from the Hub; resume from its local "
+                "round directory instead"
+            )
         name = None if d.get("config", "default") == "default" else d["config"]
         sets[d["round"]] = datasets.load_dataset(
             d["repo"], name, revision=d["revision"], split="train", cache_dir=cache_dir
