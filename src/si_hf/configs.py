@@ -146,9 +146,12 @@ class SelfImproveArguments:
     newest_round_probability: float = field(
         default=0.5, metadata={"help": "Sampling probability of the newest round in the training mix."}
     )
-    min_round_examples: int = field(
-        default=1,
-        metadata={"help": "A round that keeps fewer labels than this is published but left out of the mix."},
+    min_round_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "A round that keeps fewer labels than this is published but left out of the mix, so a "
+            "near-empty round never takes half of it (design.md section 6). None = 1% of examples_per_round."
+        },
     )
     # --- evaluation ---
     eval_examples_per_difficulty: int = field(default=1024, metadata={"help": "Held-out problems per level."})
@@ -209,6 +212,13 @@ class SelfImproveArguments:
                 raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
         if not 0 < self.newest_round_probability < 1:
             raise ValueError(f"newest_round_probability: {self.newest_round_probability} is not in (0, 1)")
+
+    @property
+    def min_kept(self) -> int:
+        """Labels a round must keep to join the training mix."""
+        if self.min_round_examples is not None:
+            return self.min_round_examples
+        return max(1, self.examples_per_round // 100)
 
     @property
     def votes_needed(self) -> int:

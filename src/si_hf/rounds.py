@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from datasets import Dataset, load_from_disk
+from datasets import Dataset, Features, Value, load_from_disk
 from transformers import AutoModelForCausalLM, Trainer
 
 import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
@@ -43,6 +43,29 @@ from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
 
 logger = logging.getLogger("si_hf")
+
+# What a staged round's labels depend on besides the round itself: changing one relabels.
+LABEL_SETTINGS = (
+    "examples_per_round",
+    "filters",
+    "length_filter_tau",
+    "num_members",
+    "vote_threshold",
+    "verifier_checks",
+    "label_batch_size",
+)
+ROUND_FEATURES = Features(
+    {
+        "prompt": Value("string"),
+        "completion": Value("string"),
+        "difficulty": Value("string"),
+        "round": Value("int64"),
+        "generated_by": Value("string"),
+        "filter": Value("string"),
+        "votes": Value("int64"),
+        "oracle_correct": Value("bool"),
+    }
+)
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -156,7 +179,15 @@ class SelfImprovementRun:
             hub_private=bool(train_args.hub_private_repo),
             num_members=si.num_members,
         )
-        self.sources = self._resolve_sources(si.resume_from) if si.resume_from else None
+        if train_args.hub_token:
+            raise ValueError(
+                "--hub_token is not used by si-hf (it would end up in logs and configs); "
+                "set HF_TOKEN or run `hf auth login` instead"
+            )
+        if si.resume_from:
+            self.sources = self._resolve_sources(si.resume_from)
+        else:  # a run that started from someone else's round keeps starting from it
+            self.sources = self._recorded_sources()
         self.source_round = self.sources[0].round if self.sources else -1
         self.members = [MemberState() for _ in range(si.num_members)]
         self.collator = PromptCompletionCollator(self.tokenizer)
@@ -166,6 +197,8 @@ class SelfImprovementRun:
     def _resolve_sources(self, spec: str) -> list:
         """One published round per member to start from (a Hub round or a local round directory)."""
         cache = str(self.output_dir / "resume")
+        if Path(spec).exists():  # recorded in every later round, so it must not depend on the cwd
+            spec = str(Path(spec).resolve())
         if self.si.num_members == 1:
             return [resolve_resume(spec, cache_dir=cache)]
         local = Path(spec)
@@ -175,6 +208,17 @@ class SelfImprovementRun:
                 for m in range(self.si.num_members)
             ]
         return [resolve_resume(spec, cache_dir=cache, member=m) for m in range(self.si.num_members)]
+
+    def _recorded_sources(self) -> list | None:
+        done = self.store.completed_rounds(member=0)
+        recorded = self.store.info(done[0], 0).get("resumed_from") if done else None
+        if not recorded:
+            return None
+        cache = str(self.output_dir / "resume")
+        return [
+            resolve_resume(**self.store.info(done[0], m)["resumed_from"], cache_dir=cache)
+            for m in range(self.si.num_members)
+        ]
 
     # ---- bookkeeping derived from the store (never duplicated in memory) ----
     def first_incomplete_round(self) -> int:
@@ -208,6 +252,12 @@ class SelfImprovementRun:
                 f"completed rounds: {self.store.completed_rounds()}"
             )
         self.store.sync()
+        if self.store.hub is not None and self.state.is_main_process:
+            # Refuse now, not after training, when the Hub already holds a round this run would write.
+            for r in range(first, last + 1):
+                for m in range(self.si.num_members):
+                    if r not in self.store.completed_rounds(member=m):
+                        self.store.hub.check_writable(r, m, r > 0)
         for r in range(first, last + 1):
             self.run_round(r)
         work = self.output_dir / "work"
@@ -256,9 +306,20 @@ class SelfImprovementRun:
     # ---- labelling + filtering (staged so a crash never loses it) ----
     def _labels(self, r: int, m: int, levels: list, voters) -> tuple[Dataset, dict]:
         stage = self.output_dir / "work" / f"round-{r:03d}" / f"member-{m}" / "labels"
+        settings = {
+            "levels": [self.task.difficulty_key(d) for d in levels],
+            **{k: getattr(self.si, k) for k in LABEL_SETTINGS},
+        }
         if stage.exists():
-            ds = load_from_disk(str(stage))
-            return ds, json.loads((stage.parent / "label_info.json").read_text())
+            info = json.loads((stage.parent / "label_info.json").read_text())
+            if info.get("settings") == settings:
+                return load_from_disk(str(stage)), info
+            logger.warning(
+                "round %d member %d: labelling settings changed since the labels were staged; "
+                "labelling again",
+                r,
+                m,
+            )
         prompts, difficulties = self._round_prompts(r, m, levels)
         labelers = list(voters) if voters is not None else [m]
         models = [self._model(r - 1, j) for j in labelers]
@@ -307,7 +368,7 @@ class SelfImprovementRun:
             rows["filter"].append(filter_name)
             rows["votes"].append(int(votes[i]))
             rows["oracle_correct"].append(bool(self.task.verify(prompts[i], labels[i])))
-        ds = Dataset.from_dict(rows)
+        ds = Dataset.from_dict(rows, features=ROUND_FEATURES)  # typed even when no label was kept
         n_kept = len(ds)
         info = {
             "levels": [self.task.difficulty_key(d) for d in levels],
@@ -319,12 +380,14 @@ class SelfImprovementRun:
             if label_seconds
             else None,
             "generated_by": generated_by,
+            "settings": settings,
         }
         if self.state.is_main_process:
             tmp = stage.with_name("labels.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             ds.save_to_disk(str(tmp))
             (stage.parent / "label_info.json").write_text(json.dumps(info, indent=2))
+            shutil.rmtree(stage, ignore_errors=True)
             os.replace(tmp, stage)
         self.state.wait_for_everyone()
         return ds, info
@@ -434,28 +497,32 @@ class SelfImprovementRun:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-    def _train_eval_publish(
-        self, r: int, m: int, model, trained: list[str], labels: Dataset | None, label_info: dict
-    ) -> None:
+    def d0_stream(self, r: int, m: int):
+        """Member m's D_0 as round r reads it. Every round's Trainer starts a fresh epoch, so the shard
+        order is seeded per round: otherwise each round would reread the same first shards."""
         d0 = d0_dataset(
             self.task,
             self.d0,
             num_examples=self.task_args.num_d0_examples,
             seed=self.task_args.data_seed_base,
             member=m,
-        ).shuffle(
-            seed=self._seed(r, m), buffer_size=1
-        )  # shard order per round: each round reads new D_0 rows
+        )
+        return d0.shuffle(seed=self._seed(r, m), buffer_size=1)
+
+    def _train_eval_publish(
+        self, r: int, m: int, model, trained: list[str], labels: Dataset | None, label_info: dict
+    ) -> None:
+        d0 = self.d0_stream(r, m)
         rounds = []
         for k in range(1, r + 1):
             ds = labels if k == r else self._round_dataset(k, m)
-            if len(ds) < self.si.min_round_examples:
+            if len(ds) < self.si.min_kept:
                 logger.warning(
                     "round %d of member %d kept %d labels (< min_round_examples=%d): left out of the mix",
                     k,
                     m,
                     len(ds),
-                    self.si.min_round_examples,
+                    self.si.min_kept,
                 )
                 continue
             rounds.append(ds)
@@ -501,7 +568,7 @@ class SelfImprovementRun:
             train_loss=out.training_loss,
             train_seconds=train_seconds,
             train_steps=args.max_steps,
-            **{k: v for k, v in label_info.items() if k != "levels"},
+            **{k: v for k, v in label_info.items() if k not in ("levels", "settings")},
         )
         info = {
             "task": self.task.name,

@@ -554,9 +554,14 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
                 "round directory instead"
             )
         name = None if d.get("config", "default") == "default" else d["config"]
-        sets[d["round"]] = datasets.load_dataset(
-            d["repo"], name, revision=d["revision"], split="train", cache_dir=cache_dir
-        )
+        try:
+            sets[d["round"]] = datasets.load_dataset(
+                d["repo"], name, revision=d["revision"], split="train", cache_dir=cache_dir
+            )
+        except ValueError as e:  # datasets cannot infer a split from a parquet file with no rows
+            if "corresponds to no data" not in str(e):
+                raise
+            sets[d["round"]] = datasets.Dataset.from_dict({c: [] for c in COLUMNS})
     model_dir = str(Path(snap) / sub) if sub else snap
     metrics = json.loads(Path(model_dir, "metrics.json").read_text())
     return ResumeSource(rnd, mem, model_dir, sets, metrics, marker["info"], spec)
