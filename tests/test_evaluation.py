@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from si_hf.configs import SelfImproveArguments
 from si_hf.data import d0_dataset
 from si_hf.evaluation import (
     METRIC_PATH,
@@ -17,6 +18,7 @@ from si_hf.evaluation import (
 from si_hf.modeling import SILlamaForCausalLM, tiny_config
 from si_hf.tasks import get_task, split_of
 from si_hf.tasks.strings import Copy
+from si_hf.testing.models import lookup_model
 from si_hf.tokenization import get_tokenizer
 
 
@@ -43,12 +45,17 @@ def test_metric_on_hand_made_predictions(metric):
         predictions=["12", "13", "0", "999", "1x", ""],
         references=["12", "31", "0", "999", "1", "7"],
         difficulties=["2", "2", "1", "3", "1", "1"],
+        finished=[True] * 6,
     )
     # By hand: level 2 -> 1/2, level 1 -> 1/3 ("1x" and "" are wrong), level 3 -> 1/1; overall 3/6.
     assert out["exact_match_by_difficulty"] == {"2": 0.5, "1": pytest.approx(1 / 3), "3": 1.0}
     assert out["count_by_difficulty"] == {"2": 2, "1": 3, "3": 1}
     assert out["exact_match"] == 0.5
-    assert metric.compute(predictions=[" 12"], references=["12"], difficulties=["2"])["exact_match"] == 0.0
+    one = {"references": ["12"], "difficulties": ["2"]}
+    assert metric.compute(predictions=[" 12"], finished=[True], **one)["exact_match"] == 0.0
+    # the right text without EOS is a wrong answer (paper section 3)
+    assert metric.compute(predictions=["12"], finished=[False], **one)["exact_match"] == 0.0
+    assert metric.compute(predictions=["12"], finished=[True], **one)["exact_match"] == 1.0
 
 
 def test_oracle_answers_score_one_and_corruptions_the_exact_fraction(metric):
@@ -57,7 +64,9 @@ def test_oracle_answers_score_one_and_corruptions_the_exact_fraction(metric):
     keys = [k for k, (p, _) in sets.items() for _ in p]
     answers = [a for _, ans in sets.values() for a in ans]
     assert all(task.verify(p, a) for ps, ans in sets.values() for p, a in zip(ps, ans))
-    perfect = metric.compute(predictions=answers, references=answers, difficulties=keys)
+    perfect = metric.compute(
+        predictions=answers, references=answers, difficulties=keys, finished=[True] * len(keys)
+    )
     assert perfect["exact_match"] == 1.0
     assert set(perfect["exact_match_by_difficulty"].values()) == {1.0}
     # Corrupt every third answer of each level (flip its last digit).
@@ -66,7 +75,9 @@ def test_oracle_answers_score_one_and_corruptions_the_exact_fraction(metric):
         for i, a in enumerate(ans):
             corrupted.append(a[:-1] + str((int(a[-1]) + 1) % 10) if i % 3 == 0 else a)
         expected[key] = 1 - math.ceil(len(ans) / 3) / len(ans)
-    scored = metric.compute(predictions=corrupted, references=answers, difficulties=keys)
+    scored = metric.compute(
+        predictions=corrupted, references=answers, difficulties=keys, finished=[True] * len(keys)
+    )
     assert scored["exact_match_by_difficulty"] == pytest.approx(expected)
 
 
@@ -126,6 +137,33 @@ def test_evaluate_tiny_model_end_to_end(name):
         assert result.move_valid is None
     d = json.loads(json.dumps(result.to_dict()))
     assert EvalResult.from_dict(d) == result
+
+
+def test_run_on_answers_are_wrong_answers():
+    """Paper section 3: correct only if all tokens of the output sequence match, EOS included. A
+    model that writes the right digits and never stops scores 0, and a model that stops scores 1."""
+    char, copy = get_tokenizer("char"), get_task("copy")
+    sets = {str(n): (["7" * n + "="], ["7" * n]) for n in (1, 12, 15)}
+    run_on = evaluate_model(lookup_model(char, {"=": "7", "7": "7"}), char, copy, sets)
+    assert run_on.accuracy == {"1": 0.0, "12": 0.0, "15": 0.0}
+    assert run_on.finished == {"1": 0.0, "12": 0.0, "15": 0.0}
+    stops = evaluate_model(lookup_model(char, {"=": "7", "7": "<eos>"}), char, copy, {"1": sets["1"]})
+    assert stops.accuracy == {"1": 1.0} and stops.finished == {"1": 1.0}
+
+
+def test_run_on_model_unlocks_nothing_in_the_accelerated_schedule():
+    from si_hf.rounds import round_difficulties
+
+    char, copy = get_tokenizer("char"), get_task("copy")
+    trained = [str(n) for n in range(1, 12)]
+    sets = {str(n): (["7" * n + "="], ["7" * n]) for n in (12, 13, 14)}
+    si = SelfImproveArguments(schedule="accelerated", accelerate_threshold=0.99)
+    run_on = evaluate_model(lookup_model(char, {"=": "7", "7": "7"}), char, copy, sets)
+    # nothing solved: the schedule falls back to its one-level step
+    assert round_difficulties(copy, si, 11, 1, trained, run_on.accuracy) == [12]
+    # the same schedule does unlock levels a model really solves
+    solved = {"12": 1.0, "13": 1.0, "14": 0.5}
+    assert round_difficulties(copy, si, 11, 1, trained, solved) == [12, 13]
 
 
 def test_eval_difficulties():

@@ -12,9 +12,12 @@ from si_hf.labeling import Prediction
 from si_hf.tasks import get_task
 
 
-def P(text, finished=True, num_tokens=None):
+def P(text, finished=True, num_tokens=None, tokenizes=True):
     return Prediction(
-        text=text, finished=finished, num_tokens=len(text) if num_tokens is None else num_tokens
+        text=text,
+        finished=finished,
+        num_tokens=len(text) if num_tokens is None else num_tokens,
+        tokenizes=tokenizes,
     )
 
 
@@ -115,7 +118,7 @@ def test_majority_vote_2_of_3_at_tau_06():
     none = [P("7"), P("8"), P("9")]
     keep, info = majority_vote(members_from_columns(two, none), tau=0.6)
     assert keep == [True, False]
-    assert info[0] == {"label": "7", "votes": 2, "member": 0}
+    assert info[0] == {"label": "7", "votes": 2, "member": 0, "agreeing": [0, 2]}
 
 
 def test_majority_vote_compares_strings_not_token_counts():
@@ -132,7 +135,11 @@ def test_majority_vote_run_on_casts_no_vote():
     keep, info = majority_vote(members_from_columns(col), tau=0.8)
     assert keep == [False] and info[0]["votes"] == 3
     keep, info = majority_vote(members_from_columns([RUN_ON, RUN_ON]), tau=0.5)
-    assert keep == [False] and info[0] == {"label": None, "votes": 0, "member": None}
+    assert keep == [False] and info[0] == {"label": None, "votes": 0, "member": None, "agreeing": []}
+    # nor does a label that does not tokenize back
+    col = [P("55"), P("55", tokenizes=False), P("56")]
+    keep, info = majority_vote(members_from_columns(col), tau=0.6)
+    assert keep == [False] and info[0]["votes"] == 1 and info[0]["agreeing"] == [0]
 
 
 def test_majority_vote_ties_go_to_lowest_member():
@@ -194,14 +201,27 @@ def test_verifier_filter_errors(maze):
 # ---- composition ---------------------------------------------------------------------------------
 
 
-def test_apply_filters_none_keeps_all_finished():
-    preds = [P("12345"), P("1"), RUN_ON]
+def test_apply_filters_none_filters_nothing_but_untokenizable_labels():
+    """The paper's no-filter baseline: every label is kept, run-on outputs included (flagged
+    unfinished); only a label that cannot be tokenized back (it cannot be trained on) is dropped."""
+    bad = P("8449", tokenizes=False)
+    preds = [P("12345"), P("1"), RUN_ON, bad]
     for spec in ([], ["none"]):
         result = apply_filters(spec, preds)
-        assert result.keep == [True, True, False]
-        assert result.labels == ["12345", "1", None]
-        assert result.votes == [1, 1, 0]
-        assert result.num_kept == 2 and result.counts == {"total": 3, "finished": 2}
+        assert result.keep == [True, True, True, False]
+        assert result.labels == ["12345", "1", RUN_ON.text, None]
+        assert result.finished == [True, True, False, True]
+        assert result.num_kept == 3 and result.counts == {"total": 4, "tokenizes": 3}
+
+
+def test_apply_filters_finished_drops_run_on_and_untokenizable():
+    preds = [P("12345"), P("1"), RUN_ON, P("8449", tokenizes=False)]
+    result = apply_filters(["finished"], preds)
+    assert result.keep == [True, True, False, False]
+    assert result.labels == ["12345", "1", None, None]
+    assert result.counts == {"total": 4, "finished": 2}
+    # explicit "finished" before another filter is the stage that filter implies anyway
+    assert apply_filters(["finished", "length"], preds).keep == apply_filters(["length"], preds).keep
 
 
 def test_apply_filters_length():
@@ -235,6 +255,11 @@ def test_apply_filters_member_keeps_only_its_agreeing_labels():
     m2 = [P("4"), P("7")]
     assert apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6, member=0).keep == [True, False]
     assert apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6, member=2).keep == [False, True]
+    # every prompt records who agrees with its label; without member= (the consensus ablation)
+    # every member keeps every agreed prompt
+    consensus = apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6)
+    assert consensus.keep == [True, True] and consensus.agreeing == [[0, 1], [1, 2]]
+    assert consensus.labels == ["5", "7"]
     # A run-on prediction whose truncated text equals the label is still no vote for it.
     m2_run_on = [P("4"), P("7", finished=False)]
     assert apply_filters(["majority_vote"], [m0, m1, m2_run_on], vote_tau=0.6, member=2).keep == [

@@ -5,8 +5,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from si_hf.labeling import Prediction, label
-from si_hf.modeling import SILlamaForCausalLM, tiny_config
 from si_hf.tasks import get_task
+from si_hf.testing.models import lookup_model, random_model
 from si_hf.tokenization import encode_prompt, get_tokenizer
 
 torch.set_num_threads(1)
@@ -20,33 +20,6 @@ def char():
 @pytest.fixture(scope="module")
 def copy_task():
     return get_task("copy")
-
-
-def random_model(tokenizer, position_encoding="nope", seed=0):
-    torch.manual_seed(seed)
-    # A wide init makes the greedy output depend on the prompt, so order or padding mistakes show.
-    config = tiny_config(len(tokenizer), position_encoding=position_encoding, initializer_range=0.3)
-    return SILlamaForCausalLM(config).eval()
-
-
-def lookup_model(tokenizer, chain: dict[str, str]):
-    """A real SI-Llama whose greedy output is a lookup on the last token: `chain[token]` is next.
-
-    Attention and MLP outputs are zeroed, so the final hidden state is the normed embedding of the
-    last token; one-hot embeddings and an lm_head that maps them to `chain` make the next token exact.
-    """
-    model = random_model(tokenizer)
-    vocab = tokenizer.get_vocab()
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight.zero_()
-        model.lm_head.weight.zero_()
-        for dim, (token, nxt) in enumerate(chain.items()):
-            model.model.embed_tokens.weight[vocab[token], dim] = 1.0
-            model.lm_head.weight[vocab[nxt], dim] = 1.0
-    return model
 
 
 def greedy_reference(model, tokenizer, task, prompt):
@@ -77,8 +50,9 @@ def test_batched_labels_match_unbatched_reference_in_input_order(char, copy_task
     assert batched == one_by_one
     for prompt, pred in zip(prompts, batched):
         ids, finished = greedy_reference(model, char, copy_task, prompt)
-        usable = finished and not set(ids) & set(char.all_special_ids)  # char: only specials break it
-        assert pred.finished == usable and pred.num_tokens == len(ids)
+        tokenizes = not set(ids) & set(char.all_special_ids)  # char: only specials break it
+        assert pred.finished == finished and pred.tokenizes == tokenizes
+        assert pred.complete == (finished and tokenizes) and pred.num_tokens == len(ids)
         assert pred.text == char.decode(ids, skip_special_tokens=True)
     assert len({p.text for p in batched}) > 3  # the outputs really depend on the prompt
 
@@ -112,19 +86,19 @@ def test_maze_tokens_decode_to_the_exact_string():
     assert pred == Prediction(text="61>7", finished=True, num_tokens=3)
 
 
-def test_labels_that_do_not_retokenize_are_not_finished():
+def test_labels_that_do_not_retokenize_are_flagged_incomplete():
     """Two maze numbers back to back decode to "8449", which no tokenizer call can produce: the
     label must be unusable, or training on it would fail when the collator re-encodes it."""
     maze_tok, maze = get_tokenizer("maze"), get_task("maze_hops", num_nodes=10)
     model = lookup_model(maze_tok, {"=": "61", "61": ">", ">": "84", "84": "49", "49": "<eos>"})
     (pred,) = label(model, maze_tok, maze, ["1>3#1:2-2:1,3,4-3:2-4:2="], progress=False)
     assert pred.text == "61>8449" and pred.num_tokens == 4
-    assert not pred.finished
+    assert pred.finished and not pred.tokenizes and not pred.complete
     # a special token inside the answer is stripped by decode, so the label is unusable too
     char = get_tokenizer("char")
     model = lookup_model(char, {"=": "1", "1": "<bos>", "<bos>": "2", "2": "<eos>"})
     (pred,) = label(model, char, get_task("copy"), ["123="], progress=False)
-    assert pred.text == "12" and not pred.finished
+    assert pred.text == "12" and pred.finished and not pred.tokenizes and not pred.complete
 
 
 def test_peft_wrapped_model_labels_like_its_base(char, copy_task):

@@ -360,3 +360,39 @@ def test_build_pretrained_with_lora(pretrained_llama):
     assert (merged.lm_head.weight is merged.model.embed_tokens.weight) == merged.config.tie_word_embeddings
     assert not any("lora_" in n or "modules_to_save" in n for n, _ in merged.named_parameters())
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_lora_on_a_bf16_base_trains_the_character_rows_in_fp32(pretrained_llama):
+    """A small AdamW step must move the new character embeddings of a bf16 model: stored in bf16,
+    an update of 1e-5 on weights of ~0.02 (bf16 spacing ~1e-4 there) would round away."""
+    from si_hf.labeling import label
+    from si_hf.modeling import merge_lora
+    from si_hf.tasks import get_task
+
+    model = build_model(
+        args(
+            model_name_or_path=pretrained_llama, use_peft=True, lora_r=4, lora_alpha=8, torch_dtype="bfloat16"
+        ),
+        TOKENIZER,
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert {p.dtype for p in trainable} == {torch.float32}
+    assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}
+    inner = model.base_model.model
+    embed = inner.model.embed_tokens.modules_to_save["default"].weight
+    before = embed.detach().clone()
+    optimizer = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.0)
+    ids = random_ids(4, 8)
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()  # no autocast: the hooks make the dtypes meet
+    optimizer.step()
+    used = sorted(set(ids.flatten().tolist()))
+    moved = (embed.detach()[used] != before[used]).float().mean().item()
+    assert moved > 0.9, f"only {moved:.0%} of the used embedding entries changed"
+    # the mixed model decodes without autocast, and merging rounds it back to one dtype
+    model.eval()
+    preds = label(model, TOKENIZER, get_task("copy"), ["12="], progress=False)
+    merged = merge_lora(model)
+    assert {p.dtype for p in merged.parameters()} == {torch.bfloat16}
+    assert label(merged, TOKENIZER, get_task("copy"), ["12="], progress=False)[0].num_tokens >= 0
+    assert len(preds) == 1

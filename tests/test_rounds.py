@@ -91,7 +91,6 @@ def test_string_task_two_rounds_and_continue(tmp_path):
     assert [p.name for p in sorted((out / "rounds").iterdir())] == ["round-000", "round-001"]
     m1 = check_round(out, task, 1, filters="none")
     assert m1["n_generated"] == TINY["examples_per_round"]
-    # "none" keeps every finished label; run-on outputs (no EOS within the bound) are still dropped
     ds1 = round_dataset(out, 1)
     assert all(task.difficulty_of(p) == 5 for p in ds1["prompt"])  # round 1 = d0 + 1
     # with neither --round nor --rounds the run continues after the last completed round
@@ -135,6 +134,8 @@ def test_multiplication_majority_vote(tmp_path):
         metrics = check_round(out, task, 1, m, filters="majority_vote")
         ds = round_dataset(out, 1, m)
         assert all(v >= 2 for v in ds["votes"])  # ceil(0.6 * 3) = 2 members agree
+        # paper section 5: member m keeps only the prompts where its own label won the vote
+        assert all(m in a and len(a) == v for a, v in zip(ds["agreeing_members"], ds["votes"]))
         assert {task.difficulty_key(task.difficulty_of(p)) for p in ds["prompt"]} <= {"3x1", "1x3"}
         assert metrics["n_generated"] == TINY["examples_per_round"]
     # members are trained with different seeds and label their own prompts
@@ -142,6 +143,51 @@ def test_multiplication_majority_vote(tmp_path):
     assert not torch.equal(w[0]["model.embed_tokens.weight"], w[1]["model.embed_tokens.weight"])
     p = [round_dataset(out, 1, m)["prompt"] for m in range(3)]
     assert len(set(p[0]) & set(p[1])) < max(1, len(p[0]) // 2)
+
+
+def test_no_filter_keeps_a_label_for_every_prompt(tmp_path):
+    """filters: [none] is the paper's no-filter baseline: a near-random model's run-on outputs are
+    kept too (their text up to the prompt's bound, flagged unfinished), so nothing is dropped."""
+    cfg = write_config(tmp_path, task="reverse_addition", d0="3", filters=["none"], num_rounds=1, max_steps=2)
+    main(["--config", str(cfg)])
+    out, task = run_dir(cfg), get_task("reverse_addition")
+    metrics = check_round(out, task, 1, filters="none")
+    ds = round_dataset(out, 1)
+    assert len(ds) == metrics["n_kept"] == metrics["n_generated"] == TINY["examples_per_round"]
+    assert metrics["filter_counts"] == {"total": 48, "tokenizes": 48}
+    run_on = [c for c, f in zip(ds["completion"], ds["finished"]) if not f]
+    assert run_on and metrics["n_kept_unfinished"] == len(run_on)  # near-random: many never stop
+    bounds = [task.max_answer_tokens(p) for p, f in zip(ds["prompt"], ds["finished"]) if not f]
+    assert [len(c) for c in run_on] == bounds  # one char token each, cut at the prompt's bound
+    assert all(a == [0] for a in ds["agreeing_members"])
+
+
+@pytest.mark.parametrize("vote_labels", ["own", "consensus"])
+def test_majority_vote_members_keep_their_own_agreeing_labels(tmp_path, vote_labels):
+    """tau = 0.3 of 3 members: one vote wins, ties go to the lowest member, so near-random members
+    often disagree and the two label rules differ: `own` keeps a prompt for member m only when m's label
+    won (paper section 5), `consensus` (the ablation) gives every member the winning label."""
+    cfg = write_config(
+        tmp_path,
+        task="copy",
+        d0="4",
+        filters=["majority_vote"],
+        num_members=3,
+        vote_threshold=0.3,
+        vote_labels=vote_labels,
+        num_rounds=1,
+    )
+    main(["--config", str(cfg)])
+    out = run_dir(cfg)
+    rows = {m: round_dataset(out, 1, m) for m in range(3)}
+    agreeing = {m: rows[m]["agreeing_members"] for m in range(3)}
+    assert all(len(a) == v for m in range(3) for a, v in zip(agreeing[m], rows[m]["votes"]))
+    if vote_labels == "own":
+        assert all(m in a for m in range(3) for a in agreeing[m])
+        assert len(rows[0]) > 0  # member 0 wins every tie, so it keeps rows
+    else:
+        # some member trains on labels it did not produce itself
+        assert any(m not in a for m in (1, 2) for a in agreeing[m])
 
 
 def test_maze_with_verifier(tmp_path):

@@ -9,12 +9,12 @@ classes because argparse sees them as one flat namespace.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-FILTERS = ("none", "length", "majority_vote", "verifier")
+from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
+
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -119,7 +119,10 @@ class SelfImproveArguments:
     label_batch_size: int = field(default=1024, metadata={"help": "Greedy labelling batch size."})
     filters: list[str] = field(
         default_factory=lambda: ["none"],
-        metadata={"help": "Applied in order: none, length, majority_vote, verifier."},
+        metadata={
+            "help": "Applied in order: none (keep every label, run-on outputs included), finished (drop "
+            "run-on outputs), length, majority_vote, verifier. All but none imply finished."
+        },
     )
     length_filter_tau: int = field(
         default=2,
@@ -130,6 +133,14 @@ class SelfImproveArguments:
     )
     vote_threshold: float = field(
         default=0.8, metadata={"help": "Keep a label when >= ceil(tau*k) members agree (0.8 -> 4 of 5)."}
+    )
+    vote_labels: str = field(
+        default="own",
+        metadata={
+            "help": "Majority vote: own (paper section 5: member m keeps a prompt only when its own label "
+            "is the winning one) or consensus (an ablation: every member trains on the winning label).",
+            "choices": list(VOTE_LABELS),
+        },
     )
     verifier_checks: list[str] = field(
         default_factory=lambda: ["move", "end"], metadata={"help": "Maze verifier checks: move, end."}
@@ -150,7 +161,7 @@ class SelfImproveArguments:
         default=None,
         metadata={
             "help": "A round that keeps fewer labels than this is published but left out of the mix, so a "
-            "near-empty round never takes half of it (design.md section 6). None = 1% of examples_per_round."
+            "near-empty round never takes half of it. None = 1 percent of examples_per_round."
         },
     )
     # --- evaluation ---
@@ -181,6 +192,8 @@ class SelfImproveArguments:
             raise ValueError(f"precision: {self.precision!r} is not one of {list(PRECISIONS)}")
         if self.round is not None and self.rounds is not None:
             raise ValueError("give either --round or --rounds, not both")
+        if self.vote_labels not in VOTE_LABELS:
+            raise ValueError(f"vote_labels: {self.vote_labels!r} is not one of {list(VOTE_LABELS)}")
         if not 0 < self.vote_threshold <= 1:
             raise ValueError(f"vote_threshold: {self.vote_threshold} is not in (0, 1]")
         if "majority_vote" in self.filters and self.num_members < 2:
@@ -222,7 +235,8 @@ class SelfImproveArguments:
 
     @property
     def votes_needed(self) -> int:
-        return math.ceil(self.vote_threshold * self.num_members)
+        """ceil(vote_threshold * num_members), computed by the filter itself."""
+        return vote_threshold(self.vote_threshold, self.num_members)
 
     def round_range(self, next_round: int) -> tuple[int, int]:
         """Rounds (first, last) this invocation runs, given the first round not yet completed."""

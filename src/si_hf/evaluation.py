@@ -1,9 +1,16 @@
 """Evaluation: exact match per difficulty on held-out prompts, plus move/end validity for mazes.
 
 Evaluation prompts come from the "eval" seed stream *and* the eval split of the prompt space
-(`split="eval"`), so they can never be training prompts, whatever the seeds (design.md section 4).
+(`split="eval"`), so they can never be training prompts, whatever the seeds (the authors' code drew
+both from one stream, and evaluation problems leaked into training).
 The model answers greedily through `si_hf.labeling.label`, with no ground truth; accuracy is computed
 by the local `evaluate` metric module in `si_hf/metrics/` (loaded by path, nothing from the Hub).
+
+What counts as correct (paper section 3): "a prediction is considered correct only if all tokens of
+the output sequence match the ground truth". The EOS is part of that sequence, so an answer must end
+with EOS within the prompt's length bound and spell exactly the reference: a model that writes the
+right digits and then never stops scores 0 there. The share of answers that ended with EOS is
+reported beside the accuracy (`finished`).
 """
 
 from __future__ import annotations
@@ -140,7 +147,10 @@ def _maze_validity(task, prompt: str, answer: str) -> dict[str, bool]:
 def evaluate_model(
     model, tokenizer, task, eval_sets: dict, *, batch_size: int = 256, progress: bool = False
 ) -> EvalResult:
-    """Greedy answers to every eval prompt (one labeling pass), scored per difficulty."""
+    """Greedy answers to every eval prompt (one labeling pass), scored per difficulty.
+
+    Exact match counts an answer only when it is complete (EOS within the bound) and equal to the
+    reference; move/end validity of mazes is likewise False for an incomplete answer."""
     from si_hf.labeling import label
 
     keys = [k for k, (prompts, _) in eval_sets.items() for _ in prompts]
@@ -151,8 +161,12 @@ def evaluate_model(
             f"eval_sets: {len(prompts)} prompts but {len(answers)} answers; expected equal lengths"
         )
     predictions = label(model, tokenizer, task, prompts, batch_size=batch_size, progress=progress)
-    texts = [p.text for p in predictions]
-    scores = load_metric().compute(predictions=texts, references=answers, difficulties=keys)
+    scores = load_metric().compute(
+        predictions=[p.text for p in predictions],
+        references=answers,
+        difficulties=keys,
+        finished=[p.complete for p in predictions],
+    )
     by_key = {k: [] for k in eval_sets}
     for k, p in zip(keys, predictions):
         by_key[k].append(p.finished)
@@ -164,8 +178,11 @@ def evaluate_model(
     )
     if hasattr(task, "validity"):
         move, end = {k: [] for k in by_key if by_key[k]}, {k: [] for k in by_key if by_key[k]}
-        for k, prompt, text in zip(keys, prompts, texts):
-            v = _maze_validity(task, prompt, text)
+        for k, prompt, p in zip(keys, prompts, predictions):
+            if p.complete:
+                v = _maze_validity(task, prompt, p.text)
+            else:  # an output that never stops is no path
+                v = {"move_valid": False, "end_valid": False}
             move[k].append(bool(v["move_valid"]))
             end[k].append(bool(v["end_valid"]))
         result.move_valid, result.end_valid = _rates(move), _rates(end)

@@ -1,8 +1,15 @@
-"""Unsupervised label filters: length, majority vote, maze verifiers, and their composition.
+"""Unsupervised label filters: finished, length, majority vote, maze verifiers, and their composition.
 
 Every filter is a pure function over `Prediction`s that returns `(keep, info)`: a keep mask with one
-bool per prompt and one info dict per prompt. Run-on predictions (`finished=False`: the labeler hit
-the prompt's length bound without EOS) are invalid labels and every filter drops them.
+bool per prompt and one info dict per prompt.
+
+What each name keeps (`apply_filters`):
+- `none`: every label, run-on outputs included (their text up to the prompt's length bound). Only a
+  label that cannot be tokenized back (maze numbers run together) is dropped, because it cannot be
+  trained on; the count is recorded. This is the paper's no-filter baseline (figures 5, 8, 32).
+- `finished`: complete outputs only (EOS within the bound). `length`, `majority_vote` and
+  `verifier` imply it: a run-on output is no label for them.
+- `length`, `majority_vote`, `verifier`: see their functions.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from dataclasses import dataclass, field
 
 from si_hf.labeling import Prediction
 
-FILTERS = ("none", "length", "majority_vote", "verifier")
+FILTERS = ("none", "finished", "length", "majority_vote", "verifier")
 CHECKS = ("move", "end")
+# Which label member m of a voting run trains on (paper section 5: its own agreeing labels).
+VOTE_LABELS = ("own", "consensus")
 
 
 def _check_mask(mask, n: int, what: str) -> list[bool]:
@@ -34,7 +43,8 @@ def length_filter(
     Batches are consecutive chunks of `batch_size` predictions in the order given (the prompts' order
     at labeling time). Reading of the paper (section 5): with L the longest finished prediction of the
     batch, keep a prediction iff `L - num_tokens < tau`; tau=2 keeps answers one token short of L.
-    Run-on predictions are dropped and never set L, so one run-on output cannot empty a batch.
+    Incomplete (run-on) predictions are dropped and never set L, so one run-on output cannot empty a
+    batch.
     `keep` restricts the candidates (and the references) to predictions an earlier filter kept.
     """
     if isinstance(tau, bool) or not isinstance(tau, int) or tau < 1:
@@ -45,11 +55,11 @@ def length_filter(
     mask, info = [], []
     for start in range(0, len(predictions), batch_size):
         idx = range(start, min(start + batch_size, len(predictions)))
-        lengths = [predictions[i].num_tokens for i in idx if alive[i] and predictions[i].finished]
+        lengths = [predictions[i].num_tokens for i in idx if alive[i] and predictions[i].complete]
         ref = max(lengths, default=None)
         for i in idx:
             p = predictions[i]
-            ok = alive[i] and p.finished and ref - p.num_tokens < tau
+            ok = alive[i] and p.complete and ref - p.num_tokens < tau
             mask.append(ok)
             info.append({"reference": ref, "run_on": not p.finished})
     return mask, info
@@ -69,10 +79,12 @@ def majority_vote(
 ) -> tuple[list[bool], list[dict]]:
     """Keep prompt i when at least ceil(tau*k) of the k members produced the same decoded string.
 
-    Strings are compared, never token tuples (padding must not decide agreement); run-on predictions
-    cast no vote. info[i] = {"label": winning string or None, "votes": its count, "member": the first
-    member that produced it}. Ties in count (possible only for tau <= 0.5) go to the string produced by
-    the lowest-indexed member, so the result does not depend on anything but the members' order.
+    Paper section 5: "we retain only those data points (x_i, M^(s)(x_i)) where the output M^(s)(x_i)
+    matches at least ceil(tau*k) of the k outputs". Strings are compared, never token tuples (padding
+    must not decide agreement); incomplete predictions cast no vote. info[i] = {"label": winning
+    string or None, "votes": its count, "member": the first member that produced it, "agreeing": the
+    members whose own label is the winning one}. Ties in count (possible only for tau <= 0.5) go to
+    the string produced by the lowest-indexed member, so the result depends only on the members' order.
     """
     k = len(member_predictions)
     need = vote_threshold(tau, k)
@@ -86,16 +98,21 @@ def majority_vote(
         first = {}
         for m in range(k):
             p = member_predictions[m][i]
-            if p.finished:
+            if p.complete:
                 votes[p.text] += 1
                 first.setdefault(p.text, m)
         if votes:
             label = min(votes, key=lambda s: (-votes[s], first[s]))
+            agreeing = [
+                m
+                for m in range(k)
+                if member_predictions[m][i].complete and member_predictions[m][i].text == label
+            ]
             mask.append(votes[label] >= need)
-            info.append({"label": label, "votes": votes[label], "member": first[label]})
+            info.append({"label": label, "votes": votes[label], "member": first[label], "agreeing": agreeing})
         else:
             mask.append(False)
-            info.append({"label": None, "votes": 0, "member": None})
+            info.append({"label": None, "votes": 0, "member": None, "agreeing": []})
     return mask, info
 
 
@@ -105,7 +122,7 @@ def verifier_filter(
     """Maze oracle verifiers: keep when every requested check of `task.validity` passes.
 
     checks: subset of ("move", "end") -> `move_valid` (each hop is an edge), `end_valid` (reaches the
-    target). info[i] is the validity dict ({} for run-on predictions, which are dropped unchecked).
+    target). info[i] is the validity dict ({} for incomplete predictions, dropped unchecked).
     """
     if not callable(getattr(task, "validity", None)):
         raise ValueError(f"verifier filter needs a maze task with validity(); task {task.name!r} has none")
@@ -117,7 +134,7 @@ def verifier_filter(
         raise ValueError(f"{len(prompts)} prompts but {len(predictions)} predictions: expected equal")
     mask, info = [], []
     for prompt, p in zip(prompts, predictions):
-        valid = task.validity(prompt, p.text) if p.finished else {}
+        valid = task.validity(prompt, p.text) if p.complete else {}
         mask.append(bool(valid) and all(valid[f"{c}_valid"] for c in checks))
         info.append(valid)
     return mask, info
@@ -126,13 +143,31 @@ def verifier_filter(
 @dataclass
 class FilterResult:
     keep: list[bool]
-    labels: list[str | None]  # the candidate label per prompt (None when no finished prediction)
-    votes: list[int]  # members agreeing on the label (1 without majority vote, 0 for run-on)
+    labels: list[str | None]  # the candidate label per prompt (None when there is none)
+    votes: list[int]  # members agreeing on the label (1 without majority vote, 0 for no label)
     counts: dict[str, int] = field(default_factory=dict)  # survivors after each stage, in order
+    finished: list[bool] = field(default_factory=list)  # the label ended with EOS within the bound
+    agreeing: list[list[int]] = field(default_factory=list)  # voting: members whose own label it is
 
     @property
     def num_kept(self) -> int:
         return sum(self.keep)
+
+
+def _check_spec(spec) -> list[str]:
+    if isinstance(spec, str):
+        raise ValueError(
+            f"filter spec {spec!r} is a string; expected a list of filter names, e.g. [{spec!r}]"
+        )
+    spec = list(spec)
+    unknown = [s for s in spec if s not in FILTERS]
+    if unknown:
+        raise ValueError(f"unknown filter(s) {unknown}; known filters: {list(FILTERS)}")
+    if "none" in spec and len(spec) > 1:
+        raise ValueError(f"filter spec {spec}: 'none' cannot be combined with other filters")
+    if "majority_vote" in spec and spec[0] != "majority_vote":
+        raise ValueError(f"filter spec {spec}: majority_vote must come first")
+    return spec
 
 
 def apply_filters(
@@ -151,50 +186,56 @@ def apply_filters(
 
     `predictions` is one model's list, or k members' lists (required by "majority_vote", which must
     then come first: it turns k predictions per prompt into one label). `[]` / `["none"]` keep every
-    finished prediction. With `member` set, majority vote also drops prompts where that member's own
-    prediction is not the winning string (the paper's per-seed datasets); otherwise every member gets
-    the winning label.
+    label that tokenizes back, run-on ones included; any other filter first drops incomplete
+    predictions (the implied `finished` stage). With `member` set, majority vote keeps only the
+    prompts where that member's own label is the winning string, the paper's rule (section 5): "we
+    retain only those data points (x_i, M^(s)(x_i)) where the output M^(s)(x_i) matches at least
+    ceil(tau*k) of the k outputs". Without it every member gets the winning label (the `consensus`
+    ablation).
     """
-    if isinstance(spec, str):
-        raise ValueError(
-            f"filter spec {spec!r} is a string; expected a list of filter names, e.g. [{spec!r}]"
-        )
-    spec = list(spec)
-    unknown = [s for s in spec if s not in FILTERS]
-    if unknown:
-        raise ValueError(f"unknown filter(s) {unknown}; known filters: {list(FILTERS)}")
-    if "none" in spec and len(spec) > 1:
-        raise ValueError(f"filter spec {spec}: 'none' cannot be combined with other filters")
+    spec = _check_spec(spec)
     members = bool(predictions) and not isinstance(predictions[0], Prediction)
     if "majority_vote" in spec:
         if not members:
             raise ValueError("majority_vote needs k members' predictions (a list of lists), got one list")
-        if spec[0] != "majority_vote":
-            raise ValueError(f"filter spec {spec}: majority_vote must come first")
         keep, info = majority_vote(predictions, vote_tau)
         if member is not None:
             if not 0 <= member < len(predictions):
                 raise ValueError(f"member={member}: expected 0..{len(predictions) - 1}")
-            keep = [
-                ok and predictions[member][i].finished and predictions[member][i].text == d["label"]
-                for i, (ok, d) in enumerate(zip(keep, info))
-            ]
+            keep = [ok and member in d["agreeing"] for ok, d in zip(keep, info)]
         # The winning member's Prediction carries the label's token length for the length filter.
         preds = [
             predictions[d["member"]][i] if d["member"] is not None else predictions[0][i]
             for i, d in enumerate(info)
         ]
         votes = [d["votes"] for d in info]
+        agreeing = [list(d["agreeing"]) for d in info]
         counts = {"total": len(preds), "majority_vote": sum(keep)}
         spec = spec[1:]
     elif members:
         raise ValueError(f"filter spec {spec} has no majority_vote: expected one list of predictions")
+    elif spec in ([], ["none"]):
+        preds = list(predictions)
+        keep = [p.tokenizes for p in preds]
+        votes = [int(k) for k in keep]
+        agreeing = [[] for _ in preds]
+        counts = {"total": len(preds), "tokenizes": sum(keep)}
+        labels = [p.text if p.tokenizes else None for p in preds]
+        return FilterResult(
+            keep=keep,
+            labels=labels,
+            votes=votes,
+            counts=counts,
+            finished=[p.finished for p in preds],
+            agreeing=agreeing,
+        )
     else:
         preds = list(predictions)
-        keep = [p.finished for p in preds]
-        votes = [int(p.finished) for p in preds]
+        keep = [p.complete for p in preds]
+        votes = [int(k) for k in keep]
+        agreeing = [[] for _ in preds]
         counts = {"total": len(preds), "finished": sum(keep)}
-    for name in (name for name in spec if name != "none"):
+    for name in spec:
         if name == "length":
             keep, _ = length_filter(preds, length_tau, batch_size, keep=keep)
         elif name == "verifier":
@@ -202,6 +243,14 @@ def apply_filters(
                 raise ValueError("the verifier filter needs task= and prompts=")
             ok, _ = verifier_filter(task, prompts, preds, checks)
             keep = [a and b for a, b in zip(keep, ok)]
+        # "finished" is the stage every filter but none starts with: nothing left to drop
         counts[name] = sum(keep)
-    labels = [p.text if p.finished else None for p in preds]
-    return FilterResult(keep=keep, labels=labels, votes=votes, counts=counts)
+    labels = [p.text if p.complete else None for p in preds]
+    return FilterResult(
+        keep=keep,
+        labels=labels,
+        votes=votes,
+        counts=counts,
+        finished=[p.complete for p in preds],
+        agreeing=agreeing,
+    )

@@ -1,8 +1,10 @@
 """Batched greedy labeler: the model labels prompts on its own, without any ground truth.
 
 The only length information is `task.max_answer_tokens(prompt)`, computed from the prompt alone
-(the authors' code read it off the true answer: design.md section 4). A row may emit that many
-answer tokens and then must emit EOS; a row that does not is a run-on output (`finished=False`).
+(the authors' code read the length off the true answer). A row may emit that many answer tokens and
+then must emit EOS; a row that does not is a run-on output (`finished=False`). Paper section 3: a
+prediction is correct only if *all tokens of the output sequence* match, and the EOS is one of
+them, so a run-on output is never a correct answer (`Prediction.complete`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ from si_hf.tokenization import encode_prompt
 
 @dataclass(frozen=True)
 class Prediction:
-    text: str  # decoded answer, special tokens stripped
-    # False: not a usable label. Either it hit the prompt's length bound without EOS (run-on), or its
-    # tokens do not spell a string that tokenizes back to them (see `_spells`).
-    finished: bool
+    text: str  # decoded answer up to EOS (or up to the bound for a run-on), special tokens stripped
+    finished: bool  # EOS came within the prompt's length bound; False: a run-on output
     num_tokens: int  # answer tokens before EOS (never more than the bound)
+    # The tokens spell a string that tokenizes back to exactly them (see `_spells`). A label that
+    # does not (maze numbers run together) cannot be trained on under any filter.
+    tokenizes: bool = True
+
+    @property
+    def complete(self) -> bool:
+        """A whole output sequence: EOS within the bound and tokens that re-encode from the text.
+        Only a complete prediction can be correct (paper section 3) or pass a filter other than none."""
+        return self.finished and self.tokenizes
 
 
 class _RowBounds(StoppingCriteria):
@@ -100,8 +109,12 @@ def label(
                     text = tokenizer.decode(
                         answer, skip_special_tokens=True, clean_up_tokenization_spaces=False
                     )
-                    finished = finished and _spells(tokenizer, text, answer)
-                    results[i] = Prediction(text=text, finished=finished, num_tokens=len(answer))
+                    results[i] = Prediction(
+                        text=text,
+                        finished=finished,
+                        num_tokens=len(answer),
+                        tokenizes=_spells(tokenizer, text, answer),
+                    )
                 bar.update(len(idx))
     finally:
         bar.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from datasets import Dataset, Features, Value, load_from_disk
+from datasets import Dataset, Features, List, Value, load_from_disk
 from transformers import AutoModelForCausalLM, Trainer
 
 import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
@@ -37,7 +37,7 @@ from si_hf.data import d0_dataset, mix_rounds
 from si_hf.evaluation import build_eval_sets, eval_difficulties, evaluate_model, format_table
 from si_hf.filtering import apply_filters
 from si_hf.labeling import label
-from si_hf.modeling import add_lora, build_model
+from si_hf.modeling import add_lora, build_model, merge_lora
 from si_hf.store import open_store, resolve_resume
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
@@ -51,6 +51,7 @@ LABEL_SETTINGS = (
     "length_filter_tau",
     "num_members",
     "vote_threshold",
+    "vote_labels",
     "verifier_checks",
     "label_batch_size",
 )
@@ -63,9 +64,52 @@ ROUND_FEATURES = Features(
         "generated_by": Value("string"),
         "filter": Value("string"),
         "votes": Value("int64"),
+        # the label ended with EOS; only filters: [none] keeps labels that did not (their text up to
+        # the prompt's length bound)
+        "finished": Value("bool"),
+        # voting rounds: the members whose own decoded label is this one (the labelling member alone
+        # otherwise)
+        "agreeing_members": List(Value("int64")),
+        # the training target (completion + EOS) is the true answer; measured, never used to filter
         "oracle_correct": Value("bool"),
     }
 )
+
+
+def round_rows(
+    task,
+    r: int,
+    prompts: list[str],
+    difficulties: list[str],
+    results: list,
+    *,
+    generated_by: str,
+    filter_name: str,
+    member: int,
+) -> dict[str, list]:
+    """The kept rows of round r, as columns of `ROUND_FEATURES`, from the filter results per level.
+
+    `results` are `FilterResult`s of consecutive spans of `prompts`, in order."""
+    keep = [k for res in results for k in res.keep]
+    if len(keep) != len(prompts):
+        raise ValueError(f"{len(keep)} filter decisions for {len(prompts)} prompts: expected one each")
+    labels = [x for res in results for x in res.labels]
+    votes = [x for res in results for x in res.votes]
+    finished = [x for res in results for x in res.finished]
+    agreeing = [x for res in results for x in res.agreeing]
+    rows = {name: [] for name in ROUND_FEATURES}
+    for i in (i for i, kept in enumerate(keep) if kept):
+        rows["prompt"].append(prompts[i])
+        rows["completion"].append(labels[i])
+        rows["difficulty"].append(difficulties[i])
+        rows["round"].append(r)
+        rows["generated_by"].append(generated_by)
+        rows["filter"].append(filter_name)
+        rows["votes"].append(int(votes[i]))
+        rows["finished"].append(bool(finished[i]))
+        rows["agreeing_members"].append(list(agreeing[i]) or [member])
+        rows["oracle_correct"].append(bool(task.verify(prompts[i], labels[i])))
+    return rows
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -328,9 +372,9 @@ class SelfImprovementRun:
         label_seconds = time.perf_counter() - t0
         # Filters run per difficulty level: a length-filter batch that mixed 7x1 with 1x7 answers
         # would drop every short (correct) one. The level comes from the prompt, not from an answer.
-        keep, labels, votes = [], [], []
-        for lo, hi in _spans(difficulties):
-            result = apply_filters(
+        own = voters is not None and self.si.vote_labels == "own"
+        results = [
+            apply_filters(
                 self.si.filters,
                 [p[lo:hi] for p in preds] if voters is not None else preds[0][lo:hi],
                 task=self.task,
@@ -339,35 +383,27 @@ class SelfImprovementRun:
                 vote_tau=self.si.vote_threshold,
                 batch_size=self.si.label_batch_size,
                 checks=self.si.verifier_checks,
+                member=labelers.index(m) if own else None,
             )
-            keep += result.keep
-            labels += result.labels
-            votes += result.votes
-        rows = {
-            "prompt": [],
-            "completion": [],
-            "difficulty": [],
-            "round": [],
-            "generated_by": [],
-            "filter": [],
-            "votes": [],
-            "oracle_correct": [],
-        }
+            for lo, hi in _spans(difficulties)
+        ]
         generated_by = f"round-{r - 1}/" + (
             "members-" + ",".join(map(str, labelers)) if voters is not None else f"member-{m}"
         )
-        filter_name = "+".join(self.si.filters)
-        for i, kept in enumerate(keep):
-            if not kept:
-                continue
-            rows["prompt"].append(prompts[i])
-            rows["completion"].append(labels[i])
-            rows["difficulty"].append(difficulties[i])
-            rows["round"].append(r)
-            rows["generated_by"].append(generated_by)
-            rows["filter"].append(filter_name)
-            rows["votes"].append(int(votes[i]))
-            rows["oracle_correct"].append(bool(self.task.verify(prompts[i], labels[i])))
+        rows = round_rows(
+            self.task,
+            r,
+            prompts,
+            difficulties,
+            results,
+            generated_by=generated_by,
+            filter_name="+".join(self.si.filters),
+            member=m,
+        )
+        filter_counts = {}
+        for res in results:
+            for step, n in res.counts.items():
+                filter_counts[step] = filter_counts.get(step, 0) + n
         ds = Dataset.from_dict(rows, features=ROUND_FEATURES)  # typed even when no label was kept
         n_kept = len(ds)
         info = {
@@ -379,6 +415,8 @@ class SelfImprovementRun:
             "label_examples_per_second": len(prompts) * len(labelers) / label_seconds
             if label_seconds
             else None,
+            "filter_counts": filter_counts,
+            "n_kept_unfinished": rows["finished"].count(False),
             "generated_by": generated_by,
             "settings": settings,
         }
@@ -547,6 +585,9 @@ class SelfImprovementRun:
         # Without accelerate's autocast wrapper: labelling and evaluation run in the weights' own dtype,
         # exactly as for a model reloaded from the store.
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        # LoRA: label, evaluate and publish the merged model in the base's dtype, exactly what a
+        # resumed run reloads from the store.
+        model = merge_lora(model)
         self.members[m].model, self.members[m].round = model, r
         if labels is not None:
             self.members[m].rounds[r] = labels

@@ -85,7 +85,9 @@ def save_checkpoint(model, tokenizer, path: str | os.PathLike) -> None:
     except ImportError:  # peft is optional for plain checkpoints
         PeftModel = ()
     if isinstance(model, PeftModel):
-        model = copy.deepcopy(model).merge_and_unload()
+        from si_hf.modeling import merge_lora
+
+        model = merge_lora(copy.deepcopy(model))
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
 

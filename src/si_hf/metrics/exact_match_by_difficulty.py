@@ -15,6 +15,9 @@ Args:
     predictions (list of str): model outputs (answers only, special tokens stripped).
     references (list of str): ground-truth answers.
     difficulties (list of str): difficulty key of each example, e.g. "17" or "5x6".
+    finished (list of bool): whether each output is complete (ended with EOS within its
+        length bound). An incomplete output is never correct, whatever its text (paper section 3:
+        all tokens of the output sequence must match, the EOS included).
 Returns:
     exact_match (float): accuracy over all examples (0.0 when there are none).
     exact_match_by_difficulty (dict[str, float]): accuracy per difficulty key.
@@ -33,15 +36,16 @@ class ExactMatchByDifficulty(evaluate.Metric):
                     "predictions": datasets.Value("string"),
                     "references": datasets.Value("string"),
                     "difficulties": datasets.Value("string"),
+                    "finished": datasets.Value("bool"),
                 }
             ),
         )
 
-    def _compute(self, predictions, references, difficulties):
+    def _compute(self, predictions, references, difficulties, finished):
         hits, counts = {}, {}
-        for prediction, reference, difficulty in zip(predictions, references, difficulties):
+        for prediction, reference, difficulty, done in zip(predictions, references, difficulties, finished):
             counts[difficulty] = counts.get(difficulty, 0) + 1
-            hits[difficulty] = hits.get(difficulty, 0) + int(prediction == reference)
+            hits[difficulty] = hits.get(difficulty, 0) + int(bool(done) and prediction == reference)
         total = sum(counts.values())
         return {
             "exact_match": sum(hits.values()) / total if total else 0.0,

@@ -2,7 +2,7 @@
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from .build import MODEL_DEFAULTS, ModelArgumentsLike, add_lora, build_model
+from .build import MODEL_DEFAULTS, ModelArgumentsLike, add_lora, build_model, merge_lora, train_in_fp32
 from .configuration_si_llama import POSITION_ENCODINGS, SILlamaConfig
 from .modeling_si_llama import NoPositionEmbedding, SILlamaForCausalLM
 from .presets import PRESETS, cpu_config, get_config, paper_config, tiny_config
@@ -24,6 +24,8 @@ __all__ = [
     "SILlamaConfig",
     "SILlamaForCausalLM",
     "build_model",
+    "merge_lora",
+    "train_in_fp32",
     "cpu_config",
     "get_config",
     "paper_config",

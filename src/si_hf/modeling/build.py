@@ -133,7 +133,60 @@ def _wrap_lora(model: PreTrainedModel, a: dict) -> PreTrainedModel:
         modules_to_save=["embed_tokens", "lm_head"],
         ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False)),
     )
-    return get_peft_model(model, lora)
+    return train_in_fp32(get_peft_model(model, lora))
+
+
+def _frozen_dtype(model) -> torch.dtype | None:
+    dtypes = {p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def _cast_output(dtype):
+    def hook(module, args, output):
+        return output.to(dtype)
+
+    return hook
+
+
+def _cast_input(module, args):
+    return (args[0].to(module.weight.dtype), *args[1:])
+
+
+def train_in_fp32(model: PreTrainedModel) -> PreTrainedModel:
+    """Trainable parameters in fp32 when the frozen base is bf16/fp16: fp32 master weights.
+
+    A pretrained model loaded in bf16 trains its new character embeddings and lm_head in full
+    (`modules_to_save`); stored in bf16, an AdamW update smaller than the spacing of bf16 values
+    near the weight (2^-8 of it) rounds away. Forward hooks keep the mixed model working with and
+    without autocast: a trainable embedding hands the base its own dtype, a trainable linear layer
+    casts its input to fp32 (peft's adapter layers already do both)."""
+    compute = _frozen_dtype(model)
+    if compute is None or compute == torch.float32:
+        return model
+    for param in model.parameters():
+        if param.requires_grad and param.is_floating_point():
+            param.data = param.data.float()
+    for module in model.modules():
+        if not any(p.requires_grad for p in module.parameters(recurse=False)):
+            continue
+        if isinstance(module, torch.nn.Embedding):
+            module.register_forward_hook(_cast_output(compute))
+        elif isinstance(module, torch.nn.Linear):
+            module.register_forward_pre_hook(_cast_input)
+    return model
+
+
+def merge_lora(model: PreTrainedModel) -> PreTrainedModel:
+    """The plain model behind a peft model: adapters merged, every weight back in the frozen base's
+    dtype (the fp32 master copies of `train_in_fp32` are rounded once, at the end of the round).
+    Other models are returned as they are."""
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel):
+        return model
+    dtype = _frozen_dtype(model)
+    merged = model.merge_and_unload()
+    return merged.to(dtype) if dtype is not None else merged
 
 
 def add_lora(
@@ -143,10 +196,7 @@ def add_lora(
 
     Rounds >= 1 continue from the previous round's merged checkpoint; merging in memory too keeps a
     run that stays in one process identical to one resumed from the store."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
-        model = model.merge_and_unload()
+    model = merge_lora(model)
     a = _args(model_args)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(a["seed"] if seed is None else seed)
