@@ -4,7 +4,6 @@ from datasets import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
 
 from si_hf.collator import PromptCompletionCollator
-from si_hf.tokenization import get_tokenizer
 
 EXAMPLES = [
     {"prompt": "54321+876=", "completion": "320310", "difficulty": "5", "round": 0},
@@ -20,8 +19,8 @@ EXAMPLES = [
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return get_tokenizer("char")
+def tok(char):
+    return char
 
 
 def _bare(tok, text):

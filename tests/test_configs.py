@@ -84,3 +84,12 @@ def test_round_range():
     assert SelfImproveArguments(num_rounds=5, filters=["majority_vote"], num_members=5).votes_needed == 4
     with pytest.raises(ValueError, match="3-1"):
         SelfImproveArguments(rounds="3-1").round_range(0)
+
+
+def test_help_of_every_parser_formats(capsys):
+    """`python recipes/run_round.py --help` must print, not crash on a % in a help text."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--vote_labels {own,consensus}" in out and "--min_round_examples" in out and "--dtype" in out

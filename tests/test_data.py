@@ -36,11 +36,6 @@ def round_dataset(task, difficulty, n, seed=0, round_index=1):
     )
 
 
-@pytest.fixture(scope="module")
-def copy_task():
-    return get_task("copy")
-
-
 def test_d0_is_lazy(copy_task):
     start = time.perf_counter()
     ds = d0_dataset(copy_task, 16, num_examples=5_000_000, seed=0)

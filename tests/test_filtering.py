@@ -49,7 +49,7 @@ def test_length_filter_is_per_batch_in_given_order():
 
 
 def test_length_filter_run_on_is_dropped_and_never_the_reference():
-    # design.md section 6: one run-on output made "shorter than the longest" drop a whole batch.
+    # Seen on a CPU run: one run-on output made "shorter than the longest" drop a whole batch.
     preds = [P("1234567")] * 5 + [RUN_ON] + [P("123456")] * 4
     keep, info = length_filter(preds, tau=2, batch_size=10)
     assert keep == [True] * 5 + [False] + [True] * 4

@@ -9,10 +9,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
-from si_hf.testing import serve_hub
-
 TOKEN = "hf_testtoken_0123456789abcdef"
 HELPERS = f"""
 import json, os, sys
@@ -20,22 +16,9 @@ sys.path.insert(0, {os.path.dirname(__file__)!r})
 """
 
 
-@pytest.fixture
-def hub(tmp_path):
-    with serve_hub() as (url, server):
-        yield url, server
-
-
-def run_client(url, home, code, transcripts):
-    env = dict(
-        os.environ,
-        HF_ENDPOINT=url,
-        HF_TOKEN=TOKEN,
-        HF_HUB_DISABLE_XET="1",
-        HF_HOME=str(home),
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        TRANSFORMERS_VERBOSITY="info",  # verbose on purpose: the token must not leak into logs either
-    )
+def run_client(hub, home, code, transcripts):
+    # verbose on purpose: the token must not leak into logs either
+    env = hub.env(home, TOKEN, TRANSFORMERS_VERBOSITY="info")
     proc = subprocess.run(
         [sys.executable, "-c", HELPERS + textwrap.dedent(code)],
         env=env,
@@ -55,11 +38,12 @@ def assert_token_never_written(tmp_path, transcripts, server):
     assert not any(TOKEN in line for line in server.log)
 
 
-def test_publish_load_refuse_overwrite_and_resume(tmp_path, hub):
-    url, server = hub
+def test_publish_load_refuse_overwrite_and_resume(tmp_path, offline_hub):
+    server = offline_hub.server
     transcripts = []
     publish = f"""
-    from test_store import get_tokenizer, make_model, publish, make_rows
+    from test_store import make_model, publish, make_rows
+    from si_hf.tokenization import get_tokenizer
     from si_hf.store import HubError, open_store
 
     tok = get_tokenizer("char")
@@ -81,7 +65,7 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, hub):
                               metrics={{"accuracy": {{"3": 0.5}}}}, info={{"task": "copy"}})
     print(json.dumps({{"refused": refused, "local_other": store.completed_rounds() and other.completed_rounds()}}))
     """
-    out = run_client(url, tmp_path / "hf1", publish, transcripts)
+    out = run_client(offline_hub, tmp_path / "hf1", publish, transcripts)
     assert (
         out["refused"]
         and "user/copy-data@round-1" in out["refused"]
@@ -145,7 +129,7 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, hub):
                      same(AutoModelForCausalLM.from_pretrained(src.model_path), AutoModelForCausalLM.from_pretrained(local("run", 2)))]
     print(json.dumps(out))
     """
-    out = run_client(url, tmp_path / "hf2", load, transcripts)
+    out = run_client(offline_hub, tmp_path / "hf2", load, transcripts)
     assert out.pop("resume") == [2, [1, 2], True, True, True]
     assert out.pop("arch-0") == out.pop("arch-1") == out.pop("arch-2") == "SILlamaForCausalLM"
     assert out == {k: True for k in out} and len(out) == 12, out
@@ -153,14 +137,15 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, hub):
     assert_token_never_written(tmp_path, transcripts, server)
 
 
-def test_push_failing_half_way_is_completed_by_sync(tmp_path, hub):
-    url, server = hub
+def test_push_failing_half_way_is_completed_by_sync(tmp_path, offline_hub):
+    server = offline_hub.server
     transcripts = []
     # The dataset push of round 1 succeeds, then the checkpoint commit fails: round 1 is half on the Hub.
     server.fail_next(r"^POST /api/models/user/m/commit/round-1$", times=1, status=400)
     code = f"""
     import torch
-    from test_store import get_tokenizer, publish
+    from test_store import publish
+    from si_hf.tokenization import get_tokenizer
     from huggingface_hub import HfApi
     from transformers import AutoModelForCausalLM
     from si_hf.store import HubError, open_store
@@ -186,7 +171,7 @@ def test_push_failing_half_way_is_completed_by_sync(tmp_path, hub):
     print(json.dumps({{"error": error, "local": store.completed_rounds(), "before": before, "pushed": pushed,
                       "again": again, "after": after, "same": all(torch.equal(x, y) for x, y in pairs)}}))
     """
-    out = run_client(url, tmp_path / "hf", code, transcripts)
+    out = run_client(offline_hub, tmp_path / "hf", code, transcripts)
     assert "user/m@round-1" in out["error"] and "HTTP 400" in out["error"]
     assert out["local"] == [0, 1]  # the local copy survives the failed push
     assert out["before"] == [True, False]

@@ -12,16 +12,6 @@ from si_hf.tokenization import encode_prompt, get_tokenizer
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def char():
-    return get_tokenizer("char")
-
-
-@pytest.fixture(scope="module")
-def copy_task():
-    return get_task("copy")
-
-
 def greedy_reference(model, tokenizer, task, prompt):
     """Unbatched, uncached greedy decoding with plain forward calls: the slow obvious way."""
     ids = encode_prompt(tokenizer, prompt)

@@ -273,7 +273,7 @@ def test_build_from_scratch_options():
             preset="cpu",
             position_encoding="rope",
             attn_implementation="eager",
-            torch_dtype="bfloat16",
+            dtype="bfloat16",
             model_overrides={"num_hidden_layers": 1},
         ),
         TOKENIZER,
@@ -281,7 +281,7 @@ def test_build_from_scratch_options():
     assert model.config.position_encoding == "rope" and model.config.num_hidden_layers == 1
     assert model.config._attn_implementation == "eager" and model.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="float33"):
-        build_model(args(torch_dtype="float33"), TOKENIZER)
+        build_model(args(dtype="float33"), TOKENIZER)
     with pytest.raises(ValueError, match="'huge'"):
         build_model(args(preset="huge"), TOKENIZER)
     with pytest.raises(ValueError, match="use_peft"):
@@ -370,9 +370,7 @@ def test_lora_on_a_bf16_base_trains_the_character_rows_in_fp32(pretrained_llama)
     from si_hf.tasks import get_task
 
     model = build_model(
-        args(
-            model_name_or_path=pretrained_llama, use_peft=True, lora_r=4, lora_alpha=8, torch_dtype="bfloat16"
-        ),
+        args(model_name_or_path=pretrained_llama, use_peft=True, lora_r=4, lora_alpha=8, dtype="bfloat16"),
         TOKENIZER,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]

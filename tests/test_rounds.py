@@ -267,73 +267,6 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     assert not (b / "work" / "round-001").exists()  # staging is cleaned once the round is published
 
 
-# ----------------------------------------------------------------------------- schedules
-def _si(**kw):
-    from si_hf.configs import SelfImproveArguments
-
-    return SelfImproveArguments(**kw)
-
-
-def test_standard_schedule_adds_one_step_past_the_frontier():
-    from si_hf.rounds import round_difficulties
-
-    task = get_task("reverse_addition")
-    trained = [str(d) for d in range(1, 17)] + ["17"]
-    assert round_difficulties(task, _si(), 16, 2, trained, {}) == [18]
-    maze = get_task("maze_nodes")
-    assert round_difficulties(maze, _si(difficulty_step=3), 30, 1, ["28", "29", "30"], {}) == [33]
-
-
-def test_accelerated_schedule_takes_every_solved_level_contiguously():
-    from si_hf.rounds import round_difficulties
-
-    task = get_task("copy")
-    si = _si(schedule="accelerated", accelerate_threshold=0.99)
-    trained = [str(d) for d in range(1, 11)]
-    acc = {"10": 1.0, "11": 1.0, "12": 0.995, "13": 0.98, "14": 1.0}
-    # 14 is above threshold but 13 is not: the unlocked run stops at the first unsolved level
-    assert round_difficulties(task, si, 10, 1, trained, acc) == [11, 12]
-    # nothing solved past the frontier: fall back to one step
-    assert round_difficulties(task, si, 10, 1, trained, {"11": 0.5}) == [11]
-
-
-def test_multiplication_schedule_follows_the_2d_sequence():
-    from si_hf.rounds import multiplication_sequence, round_difficulties
-
-    task = get_task("multiplication")
-    seq = multiplication_sequence(5)
-    assert [next(seq) for _ in range(7)] == [
-        [(1, 6), (6, 1)],
-        [(2, 6), (6, 2)],
-        [(3, 6), (6, 3)],
-        [(4, 6), (6, 4)],
-        [(5, 6), (6, 5)],
-        [(6, 6)],
-        [(1, 7), (7, 1)],
-    ]
-    si = _si(schedule="multiplication")
-    d0 = task.parse_difficulty("5x5")
-    trained = [task.difficulty_key(d) for d in task.d0_difficulties(d0)]
-    assert round_difficulties(task, si, d0, 1, trained, {}) == [(1, 6), (6, 1)]
-    trained += ["1x6", "6x1", "2x6", "6x2"]
-    assert round_difficulties(task, si, d0, 3, trained, {}) == [(3, 6), (6, 3)]
-    acc = {"3x6": 1.0, "6x3": 0.995, "4x6": 0.2, "7x1": 1.0}
-    fast = _si(schedule="multiplication_accelerated")
-    assert round_difficulties(task, fast, d0, 3, trained, acc) == [(3, 6), (6, 3), (7, 1)]
-    assert round_difficulties(task, fast, d0, 3, trained, {"4x6": 0.1}) == [(3, 6), (6, 3)]
-    with pytest.raises(ValueError, match="multiplication"):
-        round_difficulties(get_task("copy"), si, 10, 1, ["10"], {})
-
-
-def test_eval_levels_reach_past_the_frontier():
-    from si_hf.rounds import eval_levels
-
-    assert eval_levels(get_task("copy"), ["1", "2", "12"], 3) == list(range(1, 16))
-    assert eval_levels(get_task("maze_nodes"), ["10", "30"], 3)[0] == 10
-    grid = eval_levels(get_task("multiplication"), ["5x5", "6x1"], 1)
-    assert len(grid) == 49 and (7, 7) in grid and (1, 1) in grid
-
-
 def test_pretrained_llama_with_lora(tmp_path):
     """A (locally built) pretrained Llama adapted with LoRA: each round's weight change is low-rank."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -443,24 +376,6 @@ def test_incompatible_task_and_schedule_fail_before_training(tmp_path, task, ove
     with pytest.raises(ValueError, match=match):
         main(["--config", str(cfg)])
     assert not (run_dir(cfg) / "rounds").exists()  # nothing was trained or written
-
-
-def test_spans_group_consecutive_levels():
-    from si_hf.rounds import _spans
-
-    assert _spans(["1x7", "1x7", "7x1", "7x1", "7x1", "2x7"]) == [(0, 2), (2, 5), (5, 6)]
-    assert _spans(["5"]) == [(0, 1)] and _spans([]) == []
-
-
-def test_each_round_reads_a_different_part_of_d0(tmp_path):
-    """A fresh Trainer restarts D_0 at epoch 0 every round: the loop must not feed it the same rows."""
-    from si_hf.rounds import SelfImprovementRun, parse_args
-
-    cfg = write_config(tmp_path, task="copy", d0="6", num_d0_examples=50_000)
-    run = SelfImprovementRun(*parse_args(["--config", str(cfg)]))
-    heads = [[row["prompt"] for _, row in zip(range(50), run.d0_stream(r, 0))] for r in (0, 1, 2)]
-    assert len({tuple(h) for h in heads}) == 3
-    assert heads[1] == [row["prompt"] for _, row in zip(range(50), run.d0_stream(1, 0))]  # but seeded
 
 
 def test_local_resume_is_remembered_by_later_runs(tmp_path, monkeypatch):

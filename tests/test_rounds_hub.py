@@ -3,7 +3,6 @@
 The clients read HF_ENDPOINT at import time, so runs and loads happen in subprocesses."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,24 +12,14 @@ import pytest
 from test_rounds import TINY, check_round, round_dataset
 
 from si_hf.tasks import get_task
-from si_hf.testing import serve_hub
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_rounds_token_5f3a9c"
 
 
 @pytest.fixture
-def hub_env(tmp_path):
-    with serve_hub() as (url, server):
-        env = dict(
-            os.environ,
-            HF_ENDPOINT=url,
-            HF_TOKEN=TOKEN,
-            HF_HUB_DISABLE_XET="1",
-            HF_HOME=str(tmp_path / "hf_home"),
-            HF_HUB_DISABLE_PROGRESS_BARS="1",
-        )
-        yield env, server
+def hub_env(tmp_path, offline_hub):
+    return offline_hub.env(tmp_path / "hf_home", TOKEN), offline_hub.server
 
 
 def run(env, args, cwd=REPO) -> str:

@@ -13,14 +13,13 @@ from si_hf.modeling import SILlamaForCausalLM
 from si_hf.modeling.presets import tiny_config
 from si_hf.report import split_front_matter
 from si_hf.store import COLUMNS, open_store, resolve_resume
-from si_hf.tokenization import get_tokenizer
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return get_tokenizer("char")
+def tokenizer(char):
+    return char
 
 
 def make_model(tokenizer, seed):
@@ -141,7 +140,8 @@ def test_killed_process_mid_write_is_invisible_and_cleaned_on_reopen(tmp_path, t
         f"""
         import os, sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_store import SILlamaForCausalLM, tiny_config, get_tokenizer, open_store, make_rows
+        from test_store import SILlamaForCausalLM, tiny_config, open_store, make_rows
+        from si_hf.tokenization import get_tokenizer
 
         class Dies(SILlamaForCausalLM):
             def save_pretrained(self, path, *a, **k):
@@ -211,3 +211,21 @@ def test_overwrite_interrupted_between_renames_restores_the_old_round(tmp_path, 
     assert reopened.completed_rounds() == [0]
     assert json.loads((final / "metrics.json").read_text()) == before
     assert not list(final.parent.glob(".old-*"))
+
+
+def test_staged_labels_reload_even_when_a_round_kept_none(tmp_path):
+    """A voting round whose member kept no label must reload after a crash, like any other."""
+    from si_hf.schema import ROUND_COLUMNS, empty_round
+    from si_hf.store import LocalStore
+
+    local = LocalStore(tmp_path)
+    assert local.staged_labels(1, 2) is None
+    local.stage_labels(1, 2, empty_round(), {"n_kept": 0, "settings": {"a": 1}})
+    ds, info = local.staged_labels(1, 2)
+    assert len(ds) == 0 and tuple(ds.column_names) == ROUND_COLUMNS and info["n_kept"] == 0
+    rows = make_rows(1)
+    local.stage_labels(1, 2, rows, {"n_kept": len(rows)})  # restaging replaces what was there
+    ds, info = local.staged_labels(1, 2)
+    assert ds["prompt"] == rows["prompt"] and info == {"n_kept": len(rows)}
+    local.clear_work(1, 2)
+    assert local.staged_labels(1, 2) is None and not (tmp_path / "work").exists()

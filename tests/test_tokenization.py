@@ -27,7 +27,7 @@ def tokenizers():
     return {name: get_tokenizer(name) for name in NAMES}
 
 
-# Independent re-implementations of the formats in design.md section 2, so the tokenizers are
+# Independent re-implementations of the formats of the paper's appendix C.2, so the tokenizers are
 # exercised on realistic strings without depending on si_hf.tasks.
 def _operand(rng, n):
     return str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(n - 1))

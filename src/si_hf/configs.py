@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+from trl import ModelConfig
 
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
 
@@ -54,7 +55,14 @@ class TaskArguments:
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(ModelConfig):
+    """TRL's `ModelConfig` (same names: `dtype`, `lora_r`, `use_peft`, ...) plus the from-scratch sizes.
+
+    Defaults changed from TRL's: `attn_implementation` sdpa, LoRA r 64 / alpha 128 / dropout 0 and
+    every linear layer (appendix C.3.2), `lora_modules_to_save` the embeddings and lm_head (the
+    character tokenizer replaces Llama's, so those rows are new). Quantized loading is refused.
+    """
+
     model_name_or_path: str | None = field(
         default=None,
         metadata={
@@ -71,22 +79,36 @@ class ModelArguments:
             "help": "nope or rope; None = nope from scratch (paper), the checkpoint's own when pretrained."
         },
     )
-    attn_implementation: str = field(
+    attn_implementation: str | None = field(
         default="sdpa", metadata={"help": "sdpa, eager, or flash_attention_2 (GPU only)."}
     )
-    torch_dtype: str = field(
-        default="float32", metadata={"help": "Weights dtype when loading a pretrained model."}
+    dtype: str | None = field(
+        default="float32",
+        metadata={"help": "Weights dtype when loading a pretrained model (float32, bfloat16, auto)."},
     )
-    use_peft: bool = field(default=False, metadata={"help": "Adapt a pretrained model with LoRA."})
     lora_r: int = field(default=64, metadata={"help": "LoRA rank (paper: 64 for Llama-1B, 32 for 3B)."})
     lora_alpha: int = field(default=128, metadata={"help": "LoRA alpha (paper: 128)."})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "Modules LoRA adapts; None = all linear projections."}
     )
+    lora_modules_to_save: list[str] | None = field(
+        default=None,
+        metadata={"help": "Modules trained in full beside the adapters; None = embed_tokens and lm_head."},
+    )
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "char or maze; None picks the task's tokenizer."}
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.load_in_8bit or self.load_in_4bit:
+            raise ValueError(
+                "load_in_8bit / load_in_4bit: quantized loading is not supported by si-hf; "
+                "use dtype: bfloat16 with use_peft: true"
+            )
+        if self.lora_task_type != "CAUSAL_LM":
+            raise ValueError(f"lora_task_type: {self.lora_task_type!r}; si-hf trains causal LMs (CAUSAL_LM)")
 
 
 @dataclass
@@ -275,3 +297,32 @@ class SITrainingArguments(TrainingArguments):
     )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "D_0 is generated in the main process."})
+
+    def __post_init__(self):
+        # Fields the round loop sets itself: refused with what to use instead, never silently dropped.
+        refused = {
+            "push_to_hub": (
+                bool(self.push_to_hub),
+                "rounds are pushed by the store: set hub_model_id (checkpoints) and/or hub_dataset_id (labels)",
+            ),
+            "resume_from_checkpoint": (
+                self.resume_from_checkpoint is not None,
+                "rerun the same command to continue a run (it resumes from its last round and staged "
+                "labels); --resume_from starts from another run's round",
+            ),
+            "save_strategy": (
+                str(getattr(self.save_strategy, "value", self.save_strategy)) != "no",
+                "rounds are the checkpoints: each round is published atomically to output_dir/rounds",
+            ),
+            "bf16": (bool(self.bf16), "set precision: bf16 (precision: auto picks bf16 on a GPU)"),
+            "fp16": (bool(self.fp16), "fp16 is not supported; set precision: bf16 or fp32"),
+            "hub_token": (
+                self.hub_token is not None,
+                "it would end up in logs and configs; set HF_TOKEN or run `hf auth login` instead",
+            ),
+        }
+        for name, (is_set, instead) in refused.items():
+            if is_set:
+                shown = "<hidden>" if name == "hub_token" else repr(getattr(self, name))
+                raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
+        super().__post_init__()

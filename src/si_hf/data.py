@@ -20,7 +20,7 @@ depends on the number of workers, never the content of an epoch). The round loop
 with `dispatch_batches=False`: accelerate then gives each process its own subset of the shards
 (`IterableDataset.shard`), which also spares process 0 from padding every process's batch alike.
 
-Mixing (design.md section 3): the newest round is drawn with probability `newest_probability`
+Mixing (paper section 3): the newest round is drawn with probability `newest_probability`
 (0.5 in the paper), D_0 and the older rounds share the rest in proportion to their weights (D_0:
 `d0_weight`, the number of D_0 difficulty levels in the authors' code; each older round: 1). We use
 `datasets.interleave_datasets(probabilities=..., stopping_strategy="all_exhausted")`: every row is an
@@ -37,16 +37,11 @@ import math
 import datasets
 from datasets import Features, IterableDataset, Value, interleave_datasets
 
+from si_hf.checks import is_int, require_int
 from si_hf.tasks.seeding import rng_for
 
 COLUMNS = ("prompt", "completion", "difficulty")
 FEATURES = Features({name: Value("string") for name in COLUMNS})
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected an int >= 1")
-    return value
 
 
 def _is_number(value) -> bool:
@@ -57,7 +52,7 @@ def difficulty_str(value) -> str:
     """A difficulty as its key: 17 -> "17", (5, 6) / [5, 6] -> "5x6", strings unchanged."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return str(value)
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
         return "x".join(map(str, value))
@@ -80,10 +75,9 @@ def d0_dataset(
 
     Each majority-vote `member` has its own pool. See the module docstring for layout and epochs.
     """
-    _positive_int(num_examples, "num_examples")
-    _positive_int(shard_size, "shard_size")
-    if isinstance(member, bool) or not isinstance(member, int) or member < 0:
-        raise ValueError(f"member={member!r}: expected an int >= 0")
+    require_int(num_examples, "num_examples", 1)
+    require_int(shard_size, "shard_size", 1)
+    require_int(member, "member", 0)
     task.d0_difficulties(d0)  # fail now, not in a dataloader worker, on a bad d0
     gen_kwargs = {
         "shards": list(range(math.ceil(num_examples / shard_size))),

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from si_hf.tasks import EmptySplitError
+from si_hf.checks import require_int
+from si_hf.tasks import EmptySplitError, difficulty_sort_key
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def eval_difficulties(task, frontier, *, start=1, beyond: int = 3) -> list:
     the full square grid (i, j), 1 <= i, j <= max(n, m) + beyond for a frontier (n, m) or n: its
     schedule trains both (n+1)xm and mx(n+1), and the paper reports accuracy over the whole grid.
     """
-    if isinstance(beyond, bool) or not isinstance(beyond, int) or beyond < 0:
-        raise ValueError(f"beyond={beyond!r}: expected an int >= 0")
+    require_int(beyond, "beyond", 0)
     if task.name == "multiplication":
         n, m = (frontier, frontier) if isinstance(frontier, int) else task.parse_difficulty(frontier)
         top = max(n, m) + beyond
@@ -85,12 +84,7 @@ def build_eval_sets(task, difficulties, *, num_per_difficulty: int, seed: int) -
     eval split (the task raises EmptySplitError: its prompt space is too small) is skipped and
     listed in `.skipped`, not an error.
     """
-    if (
-        isinstance(num_per_difficulty, bool)
-        or not isinstance(num_per_difficulty, int)
-        or num_per_difficulty < 1
-    ):
-        raise ValueError(f"num_per_difficulty={num_per_difficulty!r}: expected an int >= 1")
+    require_int(num_per_difficulty, "num_per_difficulty", 1)
     sets = EvalSets()
     for d in difficulties:
         key = task.difficulty_key(d)
@@ -189,10 +183,6 @@ def evaluate_model(
     return result
 
 
-def _sort_key(key: str):
-    return tuple(int(x) if x.isdigit() else math.inf for x in key.split("x"))
-
-
 def _rows(results_by_round) -> dict[str, object]:
     if isinstance(results_by_round, dict):
         return {str(name): r for name, r in results_by_round.items()}
@@ -219,7 +209,7 @@ def format_table(results_by_round, *, metric: str = "accuracy") -> str:
                 f"round {name!r}: expected an EvalResult or a dict with {metric!r}, got {values!r}"
             )
         rows[name] = values[metric] or {}
-    columns = sorted({k for r in rows.values() for k in r}, key=_sort_key)
+    columns = sorted({k for r in rows.values() for k in r}, key=difficulty_sort_key)
     width = max([len("round")] + [len(n) for n in rows])
     cell = max([5] + [len(c) for c in columns])
     lines = [" ".join(["round".ljust(width)] + [c.rjust(cell) for c in columns])]

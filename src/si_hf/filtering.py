@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from si_hf.checks import is_int, require_int
 from si_hf.labeling import Prediction
 
 FILTERS = ("none", "finished", "length", "majority_vote", "verifier")
@@ -47,10 +48,8 @@ def length_filter(
     batch.
     `keep` restricts the candidates (and the references) to predictions an earlier filter kept.
     """
-    if isinstance(tau, bool) or not isinstance(tau, int) or tau < 1:
-        raise ValueError(f"length filter tau={tau!r}: expected an int >= 1 (tokens)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"length filter batch_size={batch_size!r}: expected an int >= 1")
+    require_int(tau, "length filter tau", 1, unit="tokens")
+    require_int(batch_size, "length filter batch_size", 1)
     alive = _check_mask(keep, len(predictions), "keep mask")
     mask, info = [], []
     for start in range(0, len(predictions), batch_size):
@@ -67,7 +66,7 @@ def length_filter(
 
 def vote_threshold(tau: float, k: int) -> int:
     """ceil(tau * k) votes, robust to float error (0.28 * 25 is 7.000000000000001 in floats)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"majority vote needs k >= 1 members, got k={k!r}")
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau <= 1:
         raise ValueError(f"majority vote tau={tau!r}: expected a number in (0, 1]")
@@ -170,6 +169,35 @@ def _check_spec(spec) -> list[str]:
     return spec
 
 
+def _vote(predictions, vote_tau: float, member: int | None):
+    """Majority vote as the first stage: one candidate Prediction per prompt (the winner's)."""
+    keep, info = majority_vote(predictions, vote_tau)
+    if member is not None:
+        if not 0 <= member < len(predictions):
+            raise ValueError(f"member={member}: expected 0..{len(predictions) - 1}")
+        keep = [ok and member in d["agreeing"] for ok, d in zip(keep, info)]
+    # The winning member's Prediction carries the label's token length for the length filter.
+    preds = [
+        predictions[d["member"]][i] if d["member"] is not None else predictions[0][i]
+        for i, d in enumerate(info)
+    ]
+    return preds, keep, [d["votes"] for d in info], [list(d["agreeing"]) for d in info]
+
+
+def _keep_all(predictions) -> FilterResult:
+    """`none`: every label that tokenizes back, run-on outputs included."""
+    preds = list(predictions)
+    keep = [p.tokenizes for p in preds]
+    return FilterResult(
+        keep=keep,
+        labels=[p.text if p.tokenizes else None for p in preds],
+        votes=[int(k) for k in keep],
+        counts={"total": len(preds), "tokenizes": sum(keep)},
+        finished=[p.finished for p in preds],
+        agreeing=[[] for _ in preds],
+    )
+
+
 def apply_filters(
     spec: Sequence[str],
     predictions: Sequence[Prediction] | Sequence[Sequence[Prediction]],
@@ -198,37 +226,13 @@ def apply_filters(
     if "majority_vote" in spec:
         if not members:
             raise ValueError("majority_vote needs k members' predictions (a list of lists), got one list")
-        keep, info = majority_vote(predictions, vote_tau)
-        if member is not None:
-            if not 0 <= member < len(predictions):
-                raise ValueError(f"member={member}: expected 0..{len(predictions) - 1}")
-            keep = [ok and member in d["agreeing"] for ok, d in zip(keep, info)]
-        # The winning member's Prediction carries the label's token length for the length filter.
-        preds = [
-            predictions[d["member"]][i] if d["member"] is not None else predictions[0][i]
-            for i, d in enumerate(info)
-        ]
-        votes = [d["votes"] for d in info]
-        agreeing = [list(d["agreeing"]) for d in info]
+        preds, keep, votes, agreeing = _vote(predictions, vote_tau, member)
         counts = {"total": len(preds), "majority_vote": sum(keep)}
         spec = spec[1:]
     elif members:
         raise ValueError(f"filter spec {spec} has no majority_vote: expected one list of predictions")
     elif spec in ([], ["none"]):
-        preds = list(predictions)
-        keep = [p.tokenizes for p in preds]
-        votes = [int(k) for k in keep]
-        agreeing = [[] for _ in preds]
-        counts = {"total": len(preds), "tokenizes": sum(keep)}
-        labels = [p.text if p.tokenizes else None for p in preds]
-        return FilterResult(
-            keep=keep,
-            labels=labels,
-            votes=votes,
-            counts=counts,
-            finished=[p.finished for p in preds],
-            agreeing=agreeing,
-        )
+        return _keep_all(predictions)
     else:
         preds = list(predictions)
         keep = [p.complete for p in preds]

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from si_hf.checks import is_int, require_int
 from si_hf.tokenization import encode_prompt
 
 
@@ -47,7 +48,7 @@ class _RowBounds(StoppingCriteria):
 
 def _bound(task, prompt: str) -> int:
     bound = task.max_answer_tokens(prompt)
-    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+    if not is_int(bound) or bound < 1:
         raise ValueError(f"{task.name}.max_answer_tokens({prompt!r}) = {bound!r}: expected an int >= 1")
     return bound
 
@@ -65,8 +66,7 @@ def label(
     model, tokenizer, task, prompts: Sequence[str], *, batch_size: int = 256, progress: bool = True
 ) -> list[Prediction]:
     """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected an int >= 1")
+    require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
         raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
@@ -120,3 +120,20 @@ def label(
         bar.close()
         model.train(was_training)
     return results
+
+
+def label_across_processes(
+    state, model, tokenizer, task, prompts: Sequence[str], *, batch_size: int = 256
+) -> list[Prediction]:
+    """`label` under `accelerate`: each process labels its shard of `prompts` and every process gets
+    all the predictions back, in prompt order. One process labels everything itself."""
+    progress = state.is_main_process
+    if state.num_processes == 1:
+        return label(model, tokenizer, task, prompts, batch_size=batch_size, progress=progress)
+    from accelerate.utils import gather_object
+
+    with state.split_between_processes(list(enumerate(prompts))) as shard:
+        preds = label(model, tokenizer, task, [p for _, p in shard], batch_size=batch_size, progress=progress)
+        mine = list(zip([i for i, _ in shard], preds))
+    gathered = dict(gather_object(mine))
+    return [gathered[i] for i in range(len(prompts))]

@@ -6,6 +6,8 @@ import re
 
 import yaml
 
+from si_hf.tasks import difficulty_sort_key
+
 TAGS = ["si-hf", "self-improvement", "length-generalization"]
 
 
@@ -22,12 +24,6 @@ def split_front_matter(text: str) -> tuple[dict, str]:
 
 def join_front_matter(meta: dict, body: str) -> str:
     return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n{body.lstrip()}"
-
-
-def _difficulty_sort_key(key: str):
-    # "17" sorts as 17, "5x6" as (5, 6): numeric order, not string order ("10" after "9").
-    parts = key.split("x")
-    return [int(p) if p.isdigit() else p for p in parts] if all(p.isdigit() for p in parts) else [key]
 
 
 def _require_round(info: dict) -> None:
@@ -75,7 +71,7 @@ def accuracy_table(metrics: dict) -> str:
     if not isinstance(acc, dict):
         raise ValueError(f"metrics must hold 'accuracy': {{difficulty_key: float}}, got {metrics!r:.200}")
     lines = ["| difficulty | exact match |", "|---|---|"]
-    lines += [f"| {k} | {float(acc[k]):.4f} |" for k in sorted(acc, key=_difficulty_sort_key)]
+    lines += [f"| {k} | {float(acc[k]):.4f} |" for k in sorted(acc, key=difficulty_sort_key)]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ Both are a `WordLevel` model over a fixed vocabulary behind a regex pre-tokenize
 
 - "char": one token per character. Digits, the task symbols `+ * = ( ) > # : , -` and lowercase a-z
   (unused by the paper's tasks; there so string tasks can be extended without changing any token id).
-- "maze": every node label 1..99 is one token, plus `> # : , - =` (design.md section 2).
+- "maze": every node label 1..99 is one token, plus `> # : , - =` (paper appendix C.2.3).
 
 Ids 0, 1, 2 are `<pad>`, `<bos>`, `<eos>`. The post-processor prepends `<bos>` and never appends `<eos>`
 (the completion carries its own EOS, see `encode_completion`). The decoder is `Fuse`, so decoding

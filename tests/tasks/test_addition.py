@@ -7,7 +7,7 @@ from si_hf.tasks.seeding import rng_for
 
 
 def test_design_table_examples():
-    """design.md §2: 12345+678 is `54321+876=` -> `320310` reversed, `12345+678=` -> `13023` forward."""
+    """The formats of the authors' code: 12345+678 is `54321+876=` -> `320310` reversed, `12345+678=` -> `13023` forward."""
     rev, fwd = get_task("reverse_addition"), get_task("forward_addition")
     assert rev.solve("54321+876=") == "320310" and rev.verify("54321+876=", "320310")
     assert fwd.solve("12345+678=") == "13023" and fwd.verify("12345+678=", "13023")

@@ -10,7 +10,7 @@ from si_hf.tasks.seeding import rng_for
 from si_hf.tokenization import get_tokenizer
 
 PAPER = "2>19#73:70,75-97:2,70-70:73,97,59-75:73,30,19-2:97-30:75-59:70-19:75="  # paper Table 1
-DESIGN = "61>27#49:27,13,84-27:49-13:49-84:61,49-61:84="  # design.md §2, completed
+DESIGN = "61>27#49:27,13,84-27:49-13:49-84:61,49-61:84="  # the example of the authors' format, completed
 
 
 def listing_tree(total_nodes, num_hops, rng):

@@ -2,7 +2,7 @@
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from .build import MODEL_DEFAULTS, ModelArgumentsLike, add_lora, build_model, merge_lora, train_in_fp32
+from .build import ModelArgumentsLike, add_lora, build_model, merge_lora, model_defaults, train_in_fp32
 from .configuration_si_llama import POSITION_ENCODINGS, SILlamaConfig
 from .modeling_si_llama import NoPositionEmbedding, SILlamaForCausalLM
 from .presets import PRESETS, cpu_config, get_config, paper_config, tiny_config
@@ -16,7 +16,7 @@ SILlamaForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
 __all__ = [
     "add_lora",
-    "MODEL_DEFAULTS",
+    "model_defaults",
     "POSITION_ENCODINGS",
     "PRESETS",
     "ModelArgumentsLike",

@@ -9,44 +9,47 @@ from .presets import get_config
 
 
 class ModelArgumentsLike(Protocol):
-    """The attributes build_model reads; configs.ModelArguments provides them. Missing ones use the defaults
-    in `MODEL_DEFAULTS`."""
+    """The attributes build_model reads; `si_hf.configs.ModelArguments` provides them. Missing ones
+    take that class's defaults (one source of truth: `model_defaults()`)."""
 
     model_name_or_path: str | None
+    model_revision: str
     preset: str
     position_encoding: str | None
     attn_implementation: str | None
-    torch_dtype: str | None
+    dtype: str | None
     use_peft: bool
     lora_r: int
     lora_alpha: int
     lora_dropout: float
     lora_target_modules: list[str] | str | None
+    lora_modules_to_save: list[str] | None
+    use_rslora: bool
+    use_dora: bool
     model_overrides: dict | None
-    seed: int
 
 
-MODEL_DEFAULTS = dict(
-    model_name_or_path=None,
-    preset="paper",
-    # None: "nope" from scratch, whatever the checkpoint uses when loading one.
-    position_encoding=None,
-    attn_implementation=None,
-    torch_dtype=None,
-    use_peft=False,
-    # Appendix C.3.2: r=64, alpha=128 for Llama-1B (r=32 for 3B); target modules unspecified there.
-    lora_r=64,
-    lora_alpha=128,
-    lora_dropout=0.0,
-    lora_target_modules="all-linear",
-    # Preset config fields to override (from scratch only), e.g. {"num_hidden_layers": 4}.
-    model_overrides={},
-    seed=42,
-)
+def model_defaults() -> dict:
+    """The defaults of every model argument, read off `ModelArguments`."""
+    import dataclasses
+
+    from si_hf.configs import ModelArguments
+
+    return {
+        f.name: f.default for f in dataclasses.fields(ModelArguments) if f.default is not dataclasses.MISSING
+    }
 
 
 def _args(model_args) -> dict:
-    return {k: v if (v := getattr(model_args, k, None)) is not None else d for k, d in MODEL_DEFAULTS.items()}
+    a = model_defaults()
+    a.update({k: v for k in a if (v := getattr(model_args, k, None)) is not None})
+    a["seed"] = getattr(model_args, "seed", 42)
+    a["model_overrides"] = a["model_overrides"] or {}
+    # LoRA on every linear projection unless told otherwise (appendix C.3.2 names no modules)
+    a["lora_target_modules"] = a["lora_target_modules"] or "all-linear"
+    # The character embeddings are new, so they train in full alongside the adapters.
+    a["lora_modules_to_save"] = a["lora_modules_to_save"] or ["embed_tokens", "lm_head"]
+    return a
 
 
 def _dtype(value) -> torch.dtype | str | None:
@@ -55,7 +58,7 @@ def _dtype(value) -> torch.dtype | str | None:
     dtype = getattr(torch, str(value), None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(
-            f"torch_dtype={value!r} is invalid; expected None, 'auto' or a torch dtype name like 'bfloat16'"
+            f"dtype={value!r} is invalid; expected None, 'auto' or a torch dtype name like 'bfloat16'"
         )
     return dtype
 
@@ -73,7 +76,7 @@ def build_model(model_args: ModelArgumentsLike, tokenizer, *, seed: int | None =
     if seed is not None:
         a["seed"] = seed
     vocab_size = len(tokenizer)
-    dtype = _dtype(a["torch_dtype"])
+    dtype = _dtype(a["dtype"])
     load_kwargs = {"attn_implementation": a["attn_implementation"]} if a["attn_implementation"] else {}
     # fork_rng: seed the initialisation without disturbing the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
@@ -101,7 +104,9 @@ def build_model(model_args: ModelArgumentsLike, tokenizer, *, seed: int | None =
 def _load_pretrained(a: dict, tokenizer, dtype, load_kwargs: dict) -> PreTrainedModel:
     if dtype is not None:
         load_kwargs["dtype"] = dtype
-    model = AutoModelForCausalLM.from_pretrained(a["model_name_or_path"], **load_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        a["model_name_or_path"], revision=a["model_revision"], **load_kwargs
+    )
     own = getattr(model.config, "position_encoding", "rope")
     if a["position_encoding"] not in (None, own):
         raise ValueError(
@@ -129,8 +134,9 @@ def _wrap_lora(model: PreTrainedModel, a: dict) -> PreTrainedModel:
         lora_alpha=a["lora_alpha"],
         lora_dropout=a["lora_dropout"],
         target_modules=targets if isinstance(targets, str) else list(targets),
-        # The character embeddings are new, so they train in full alongside the adapters.
-        modules_to_save=["embed_tokens", "lm_head"],
+        modules_to_save=list(a["lora_modules_to_save"]),
+        use_rslora=bool(a["use_rslora"]),
+        use_dora=bool(a["use_dora"]),
         ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False)),
     )
     return train_in_fp32(get_peft_model(model, lora))

@@ -29,7 +29,7 @@ def paper_config(vocab_size: int, **overrides) -> SILlamaConfig:
 
 
 def cpu_config(vocab_size: int, **overrides) -> SILlamaConfig:
-    """~1.05M parameters: the smallest size that learned multi-digit tasks on 2 CPU cores (design.md §6)."""
+    """~1.05M parameters: the smallest size that learned multi-digit tasks on 2 CPU cores (docs/results.md)."""
     return _config(vocab_size, 4, 128, 4, 512, overrides)
 
 

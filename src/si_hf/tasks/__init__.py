@@ -1,7 +1,7 @@
 """The six task families; `get_task(name, **kwargs)` builds one (docs/architecture.md, "Tasks")."""
 
 from .addition import ForwardAddition, ReverseAddition
-from .base import CHAR_ALPHABET, MAZE_ALPHABET, EmptySplitError, Task
+from .base import CHAR_ALPHABET, MAZE_ALPHABET, EmptySplitError, Task, difficulty_sort_key
 from .maze import MazeHops, MazeNodes
 from .multiplication import Multiplication
 from .seeding import rng_for, split_of
@@ -28,6 +28,7 @@ __all__ = [
     "TASKS",
     "EmptySplitError",
     "Task",
+    "difficulty_sort_key",
     "get_task",
     "rng_for",
     "split_of",

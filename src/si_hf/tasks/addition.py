@@ -1,4 +1,4 @@
-"""Reverse and forward addition (design.md §2).
+"""Reverse and forward addition (paper section 5, appendix C.2.1).
 
 Operands are random ints with a non-zero first digit, never zero-padded. Difficulty is the number of
 digits of the longer operand; D_0 draws the two lengths independently and uniformly in 1..d0.

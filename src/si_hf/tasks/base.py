@@ -20,6 +20,11 @@ MAX_DIGITS = 4000
 MAX_ATTEMPTS = 1000
 
 
+def difficulty_sort_key(key: str) -> tuple:
+    """Numeric order of difficulty keys: "9" < "10", "5x6" as (5, 6); other keys sort last."""
+    return tuple(int(x) if x.isdigit() else float("inf") for x in str(key).split("x"))
+
+
 class EmptySplitError(ValueError):
     """No prompt of a difficulty falls into the requested split (e.g. 1-digit copy has 10 prompts)."""
 

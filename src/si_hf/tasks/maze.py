@@ -1,4 +1,4 @@
-"""Shortest paths in tree mazes (design.md §2, paper appendix C.2.3).
+"""Shortest paths in tree mazes (paper section 6.3, appendix C.2.3).
 
 A maze is a tree on `nodes` nodes around a main path of `hops` edges, grown as in the paper's
 listing: each remaining node starts a random walk over (tree nodes + untouched nodes) that stops on

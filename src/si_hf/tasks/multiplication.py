@@ -1,4 +1,4 @@
-"""Chain-of-thought multiplication (design.md §2, paper appendix C.2.2).
+"""Chain-of-thought multiplication (paper section 6.2, appendix C.2.2).
 
 A difficulty (n, m) is an n-digit first operand times an m-digit second operand; key "nxm". Both
 operands are written least-significant digit first. The answer lists, for each digit b_i of the

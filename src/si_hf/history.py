@@ -1,0 +1,116 @@
+"""RoundHistory: what rounds 0..r hold for each member, wherever they come from.
+
+A run that starts from someone else's round (`--resume_from`) reads rounds up to that round from
+the resume source and the later ones from its own store; everything else in the loop asks this
+object and never branches on where a round lives. Nothing is duplicated in memory but the datasets
+already read (rounds are immutable once published).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from si_hf.store import ResumeSource, Store, resolve_resume
+from si_hf.store.layout import member_dirname
+
+
+def resume_sources(spec: str, num_members: int, cache_dir: str) -> list[ResumeSource]:
+    """One published round per member to start from (a Hub round or a local round directory)."""
+    if Path(spec).exists():  # recorded in every later round, so it must not depend on the cwd
+        spec = str(Path(spec).resolve())
+    if num_members == 1:
+        return [resolve_resume(spec, cache_dir=cache_dir)]
+    if Path(spec).exists():
+        return [
+            resolve_resume(str(Path(spec) / member_dirname(m)), cache_dir=cache_dir)
+            for m in range(num_members)
+        ]
+    return [resolve_resume(spec, cache_dir=cache_dir, member=m) for m in range(num_members)]
+
+
+def recorded_sources(store: Store, num_members: int, cache_dir: str) -> list[ResumeSource] | None:
+    """The resume source a run recorded in its first round: a continued run keeps starting from it."""
+    done = store.completed_rounds(member=0)
+    recorded = store.info(done[0], 0).get("resumed_from") if done else None
+    if not recorded:
+        return None
+    return [
+        resolve_resume(**store.info(done[0], m)["resumed_from"], cache_dir=cache_dir)
+        for m in range(num_members)
+    ]
+
+
+class RoundHistory:
+    """Info, metrics, dataset and model path of (round, member), from the resume source or the store."""
+
+    def __init__(self, store: Store, sources: list[ResumeSource] | None, num_members: int):
+        self.store, self.sources, self.num_members = store, sources, num_members
+        self.source_round = sources[0].round if sources else -1
+        self._datasets: dict[tuple[int, int], object] = {}
+
+    def _sourced(self, r: int) -> bool:
+        return r <= self.source_round
+
+    def info(self, r: int, member: int = 0) -> dict:
+        return self.sources[member].info if self._sourced(r) else self.store.info(r, member)
+
+    def metrics(self, r: int, member: int = 0) -> dict:
+        return self.sources[member].metrics if self._sourced(r) else self.store.metrics(r, member)
+
+    def model_path(self, r: int, member: int = 0) -> str:
+        if r == self.source_round:
+            return self.sources[member].model_path
+        return self.store.model_path(r, member)
+
+    def load_model(self, r: int, member: int, *, device, attn_implementation: str | None = None):
+        """The checkpoint of round r on `device`: the same device and dtype as a model that stayed in
+        memory, so labels do not depend on resuming."""
+        from transformers import AutoModelForCausalLM
+
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        path = self.model_path(r, member)
+        return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **kwargs).to(device)
+
+    def dataset(self, r: int, member: int = 0):
+        """The kept labels of round r >= 1 (read once, then kept: rounds are immutable)."""
+        if (r, member) not in self._datasets:
+            sourced = self._sourced(r)
+            ds = self.sources[member].datasets[r] if sourced else self.store.load_dataset(r, member)
+            self._datasets[r, member] = ds
+        return self._datasets[r, member]
+
+    def remember_dataset(self, r: int, member: int, dataset) -> None:
+        self._datasets[r, member] = dataset
+
+    def exists(self, r: int) -> bool:
+        """Round r is there for every member (a resume source holds only its own round's model)."""
+        if self._sourced(r):
+            return r == self.source_round
+        return not self.missing_members(r)
+
+    def missing_members(self, r: int) -> list[int]:
+        return [m for m in range(self.num_members) if r not in self.store.completed_rounds(member=m)]
+
+    def first_incomplete(self) -> int:
+        r = self.source_round + 1
+        while not self.missing_members(r):
+            r += 1
+        return r
+
+    def trained(self, r: int) -> list[str]:
+        """Difficulty keys trained on by the end of round r."""
+        return list(self.info(r)["trained"])
+
+    def mean_accuracy(self, r: int) -> dict[str, float]:
+        """Accuracy per difficulty key after round r, averaged over the members."""
+        per_member = [self.metrics(r, m).get("accuracy", {}) for m in range(self.num_members)]
+        keys = set().union(*per_member)
+        return {k: sum(a.get(k, 0.0) for a in per_member) / len(per_member) for k in keys}
+
+    def all_metrics(self) -> list[dict]:
+        """Every round this store completed, member by member."""
+        return [
+            self.store.metrics(r, m)
+            for m in range(self.num_members)
+            for r in self.store.completed_rounds(member=m)
+        ]

@@ -1,0 +1,141 @@
+"""Versioned round datasets and checkpoints: a local directory always, the Hub as a mirror when asked.
+
+Local layout (every round/member immutable, written atomically)::
+
+    <output_dir>/rounds/round-003/member-0/
+        si_hf_round.json          marker: info, provenance (datasets of rounds 1..r, paths relative
+                                  to rounds/), Hub repos/revisions once pushed
+        metrics.json
+        dataset/README.md         dataset card (YAML front matter); absent for round 0 (D_0 is regenerated)
+        dataset/data/train-00000-of-00001.parquet
+        model/                    save_pretrained: config (auto_map + modeling code for SI-Llama),
+                                  weights, tokenizer, generation_config, metrics.json, README.md (model card)
+
+A member directory is built in ``round-003/.tmp-member-0-<id>``, fsynced, then ``os.rename``d into
+place, so a crash leaves no visible half-written round; ``open_store`` removes stale ``.tmp-*``.
+``datasets.load_dataset(".../dataset")`` and ``AutoModelForCausalLM.from_pretrained(".../model")``
+load them directly. A peft model is saved merged (a deep copy is merged, the live model is untouched),
+so every checkpoint loads without peft.
+
+Hub layout (``hub_dataset_id`` / ``hub_model_id``): one branch ``round-{r}`` per round in each repo.
+Single-model runs (``num_members=1``) use the default dataset config and the model repo root;
+majority-vote runs use dataset config ``member-{m}`` (files under ``member-{m}/``) and model
+subfolder ``member-{m}`` (``from_pretrained(repo, revision=..., subfolder="member-1")``). Each repo
+gets ``si_hf_round.json`` (or ``member-{m}/si_hf_round.json``) committed last: a round/member is
+complete on the Hub only when every configured repo holds it. Pushing to a complete one raises unless
+``overwrite_hub_revision=True``; an incomplete one is resumed. Only the process with ``RANK`` 0
+writes. The token comes from the environment / ``hf auth login`` and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+from si_hf.schema import REQUIRED_COLUMNS as COLUMNS
+
+from .hub import HubMirror
+from .layout import MARKER, HubError, hub_errors, is_main_process, member_path, revision, round_dirname
+from .local import LocalStore, save_checkpoint
+from .resume import ResumeSource, resolve_resume
+
+
+class Store:
+    """The interface the round loop uses: local rounds, mirrored to the Hub when configured."""
+
+    def __init__(self, local: LocalStore, hub: HubMirror | None = None):
+        self.local, self.hub = local, hub
+
+    def completed_rounds(self, member: int = 0) -> list[int]:
+        return self.local.completed_rounds(member)
+
+    def publish_round(
+        self, round, member=0, *, dataset, model, tokenizer, metrics, info, overwrite=False
+    ) -> None:
+        """Local first (atomic), then the Hub; a failed push raises HubError and keeps the local copy."""
+        if not is_main_process():
+            return
+        if self.hub is not None:  # refuse before writing anything locally
+            self.hub.check_writable(round, member, dataset is not None)
+        self.local.publish_round(
+            round,
+            member,
+            dataset=dataset,
+            model=model,
+            tokenizer=tokenizer,
+            metrics=metrics,
+            info=info,
+            overwrite=overwrite,
+        )
+        if self.hub is not None:
+            self.hub.push(round, member)
+
+    def load_dataset(self, round: int, member: int = 0):
+        return self.local.load_dataset(round, member)
+
+    def load_model(self, round: int, member: int = 0, **kwargs):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(self.model_path(round, member), **kwargs)
+
+    def model_path(self, round: int, member: int = 0) -> str:
+        return self.local.model_path(round, member)
+
+    def metrics(self, round: int, member: int = 0) -> dict:
+        return self.local.metrics(round, member)
+
+    def info(self, round: int, member: int = 0) -> dict:
+        """What the round recorded about itself: task, filter, counts, trained levels, config."""
+        return self.local.marker(round, member)["info"]
+
+    def sync(self) -> list[tuple[int, int]]:
+        """Push every local round/member the Hub lacks (complete ones are left alone); returns those pushed."""
+        if self.hub is None or not is_main_process():
+            return []
+        pushed = []
+        for r, m in self.local.completed():
+            if not self.hub.is_complete(r, m):  # incomplete branches are resumed, complete ones kept
+                self.hub.push(r, m)
+                pushed.append((r, m))
+        return pushed
+
+
+def open_store(
+    output_dir,
+    hub_dataset_id=None,
+    hub_model_id=None,
+    overwrite_hub_revision=False,
+    hub_private=False,
+    num_members=1,
+) -> Store:
+    """Local store under `output_dir`, mirrored to the Hub repos that are given."""
+    if not isinstance(num_members, int) or num_members < 1:
+        raise ValueError(f"num_members must be a positive int, got {num_members!r}")
+    local = LocalStore(output_dir)
+    hub = None
+    if hub_dataset_id or hub_model_id:
+        hub = HubMirror(
+            local,
+            hub_dataset_id,
+            hub_model_id,
+            overwrite_revision=overwrite_hub_revision,
+            private=hub_private,
+            num_members=num_members,
+        )
+    return Store(local, hub)
+
+
+__all__ = [
+    "COLUMNS",
+    "MARKER",
+    "HubError",
+    "HubMirror",
+    "LocalStore",
+    "ResumeSource",
+    "Store",
+    "hub_errors",
+    "is_main_process",
+    "member_path",
+    "open_store",
+    "resolve_resume",
+    "revision",
+    "round_dirname",
+    "save_checkpoint",
+]

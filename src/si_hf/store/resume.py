@@ -1,0 +1,105 @@
+"""Resuming from a published round: a Hub revision (`user/name@round-3[/member-1]`) or a local round."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from si_hf.schema import empty_round
+
+from .layout import HUB_SPEC, MARKER, HubError, member_dirname, revision
+from .local import read_parquet
+
+
+@dataclass
+class ResumeSource:
+    round: int
+    member: int
+    model_path: str
+    datasets: dict = field(default_factory=dict)  # round -> datasets.Dataset, rounds 1..r
+    metrics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def resolve_resume(spec: str, cache_dir=None, member: int | None = None) -> ResumeSource:
+    """A finished round to resume from: ``user/name@round-3[/member-1]`` on the Hub, or a local round
+    directory (``.../rounds/round-003/member-0`` or its ``model/``). Returns the model directory and the
+    self-labelled datasets of rounds 1..r named by the round's marker. A run that itself started from
+    another run records it in `info["resumed_from"]`; its earlier rounds are fetched from there."""
+    source = _resolve_one(spec, cache_dir, member)
+    parent = source.info.get("resumed_from")
+    if parent:
+        earlier = resolve_resume(parent["spec"], cache_dir, member=parent.get("member"))
+        source.datasets = {**earlier.datasets, **source.datasets}
+    missing = [r for r in range(1, source.round + 1) if r not in source.datasets]
+    if missing:
+        raise ValueError(
+            f"{spec!r}: the self-labelled datasets of rounds {missing} are not recorded anywhere"
+        )
+    return source
+
+
+def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
+    path = Path(spec)
+    if path.exists():
+        root = path.parent if path.name == "model" else path
+        if not (root / MARKER).is_file():
+            raise ValueError(f"{spec!r} is not a published round: {root / MARKER} is missing")
+        marker = json.loads((root / MARKER).read_text())
+        sets = {
+            d["round"]: read_parquet(sorted((root.parent.parent / d["path"] / "data").glob("*.parquet")))
+            for d in marker["datasets"]
+        }
+        metrics = json.loads((root / "metrics.json").read_text())
+        return ResumeSource(
+            marker["round"], marker["member"], str(root / "model"), sets, metrics, marker["info"], spec
+        )
+    m = HUB_SPEC.match(spec)
+    if not m:
+        raise ValueError(
+            f"resume_from must be an existing local round path or 'user/name@round-3', got {spec!r}"
+        )
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    repo, rnd = m["repo"], int(m["round"])
+    mem = int(m["member"]) if m["member"] is not None else (member or 0)
+    rev = revision(rnd)
+    sub = "" if m["member"] is None and member is None else f"{member_dirname(mem)}/"
+    try:
+        try:
+            marker_file = hf_hub_download(repo, sub + MARKER, revision=rev, cache_dir=cache_dir)
+        except EntryNotFoundError as e:
+            raise HubError(
+                f"{repo}@{rev} has no {sub + MARKER}: the round is incomplete, cannot resume"
+            ) from e
+        allow = [f"{sub}*"] if sub else None
+        snap = snapshot_download(repo, revision=rev, cache_dir=cache_dir, allow_patterns=allow)
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else "no response"
+        raise HubError(f"downloading {repo}@{rev} failed: HTTP {status}: {e}") from e
+    marker = json.loads(Path(marker_file).read_text())
+    import datasets
+
+    sets = {}
+    for d in marker["datasets"]:
+        if "repo" not in d:
+            raise HubError(
+                f"{repo}@{rev}: the dataset of round {d['round']} was never pushed (the run had no "
+                "--hub_dataset_id), so this round cannot be resumed from the Hub; resume from its local "
+                "round directory instead"
+            )
+        name = None if d.get("config", "default") == "default" else d["config"]
+        try:
+            sets[d["round"]] = datasets.load_dataset(
+                d["repo"], name, revision=d["revision"], split="train", cache_dir=cache_dir
+            )
+        except ValueError as e:  # datasets cannot infer a split from a parquet file with no rows
+            if "corresponds to no data" not in str(e):
+                raise
+            sets[d["round"]] = empty_round()
+    model_dir = str(Path(snap) / sub) if sub else snap
+    metrics = json.loads(Path(model_dir, "metrics.json").read_text())
+    return ResumeSource(rnd, mem, model_dir, sets, metrics, marker["info"], spec)

@@ -1,0 +1,104 @@
+"""Training one member for one round: its arguments, its data mix and the Trainer run.
+
+Round 0 uses the TrainingArguments as given; rounds >= 1 reuse them with the `round_*` overrides of
+`SelfImproveArguments`. Every round's seed is derived from (seed, round, member), so a resumed
+round trains exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import torch
+from transformers import Trainer
+
+from si_hf.data import d0_dataset, mix_rounds
+
+logger = logging.getLogger("si_hf")
+
+
+def round_seed(seed: int, r: int, member: int) -> int:
+    return seed + 1000 * member + r
+
+
+def precision_overrides(precision: str) -> dict:
+    """TrainingArguments for `precision` (auto = bf16 + tf32 on a GPU, fp32 on the CPU)."""
+    mode = precision
+    if mode == "auto":
+        mode = "bf16" if torch.cuda.is_available() else "fp32"
+    if mode == "bf16" and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return {"bf16": mode == "bf16", "fp16": False}
+
+
+def round_training_args(args, si, r: int, member: int, output_dir: str, precision: dict):
+    """The TrainingArguments of round r for `member`: its own seed and work directory, the round
+    overrides for r >= 1, no Trainer checkpoints and no push (the store publishes rounds)."""
+    overrides = {
+        "seed": round_seed(args.seed, r, member),
+        "output_dir": output_dir,
+        "push_to_hub": False,
+        "save_strategy": "no",
+        # Under several processes each one streams the (cheap, seeded) data itself and keeps its
+        # slice of every global batch: dispatching from rank 0 would need equal padded lengths.
+        "accelerator_config": {**dataclasses.asdict(args.accelerator_config), "dispatch_batches": False},
+    }
+    if r > 0:
+        kwargs = dict(args.lr_scheduler_kwargs or {})
+        kwargs["num_decay_steps"] = si.round_decay_steps
+        overrides.update(
+            max_steps=si.round_max_steps,
+            warmup_steps=si.round_warmup_steps,
+            learning_rate=si.round_learning_rate or args.learning_rate,
+            lr_scheduler_kwargs=kwargs,
+        )
+    overrides.update(precision)
+    return dataclasses.replace(args, **overrides)
+
+
+def d0_stream(task, d0, task_args, r: int, member: int, seed: int):
+    """Member m's D_0 as round r reads it. Every round's Trainer starts a fresh epoch, so the shard
+    order is seeded per round: otherwise each round would reread the same first shards."""
+    pool = d0_dataset(
+        task, d0, num_examples=task_args.num_d0_examples, seed=task_args.data_seed_base, member=member
+    )
+    return pool.shuffle(seed=round_seed(seed, r, member), buffer_size=1)
+
+
+def training_mix(d0, rounds: dict, si, *, d0_weight: int, seed: int, member: int):
+    """D_0 and the rounds {k: dataset} of one member, the newest at `newest_round_probability`.
+    A round that kept fewer than `min_round_examples` labels stays out, so it never takes half the mix."""
+    kept = []
+    for k, ds in sorted(rounds.items()):
+        if len(ds) < si.min_kept:
+            logger.warning(
+                "round %d of member %d kept %d labels (< min_round_examples=%d): left out of the mix",
+                k,
+                member,
+                len(ds),
+                si.min_kept,
+            )
+            continue
+        kept.append(ds)
+    return mix_rounds(
+        d0, kept, newest_probability=si.newest_round_probability, d0_weight=d0_weight, seed=seed
+    )
+
+
+def train(model, args, train_dataset, collator, tokenizer):
+    """Trainer.train on `train_dataset`; returns the bare trained model (no accelerate wrapper, so
+    labelling runs in the weights' own dtype as for a reloaded model), the TrainOutput and seconds."""
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+    )
+    t0 = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - t0
+    return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False), out, seconds

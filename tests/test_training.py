@@ -1,0 +1,69 @@
+"""One member's round of training: its arguments, its D_0 stream and its mix."""
+
+import pytest
+from datasets import Dataset
+
+from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments
+from si_hf.tasks import get_task
+from si_hf.training import d0_stream, precision_overrides, round_seed, round_training_args, training_mix
+
+
+def test_each_round_reads_a_different_part_of_d0():
+    """A fresh Trainer restarts D_0 at epoch 0 every round: the loop must not feed it the same rows."""
+    task, args = get_task("copy"), TaskArguments(task="copy", d0="6", num_d0_examples=50_000)
+
+    def head(r):
+        return [row["prompt"] for _, row in zip(range(50), d0_stream(task, 6, args, r, 0, seed=7))]
+
+    heads = [head(r) for r in (0, 1, 2)]
+    assert len({tuple(h) for h in heads}) == 3
+    assert heads[1] == head(1)  # but seeded
+
+
+def test_round_training_args(tmp_path):
+    args = SITrainingArguments(
+        output_dir=str(tmp_path), seed=3, max_steps=100, learning_rate=1e-3, lr_scheduler_kwargs={"a": 1}
+    )
+    si = SelfImproveArguments(round_max_steps=7, round_decay_steps=5, round_learning_rate=2e-4)
+    r0 = round_training_args(args, si, 0, 1, "w0", {"bf16": False, "fp16": False})
+    assert (r0.seed, r0.max_steps, r0.learning_rate, r0.output_dir) == (round_seed(3, 0, 1), 100, 1e-3, "w0")
+    r2 = round_training_args(args, si, 2, 0, "w2", {"bf16": False, "fp16": False})
+    assert (r2.seed, r2.max_steps, r2.learning_rate) == (5, 7, 2e-4)
+    assert r2.lr_scheduler_kwargs == {"a": 1, "num_decay_steps": 5}
+    assert r2.accelerator_config.dispatch_batches is False and r2.push_to_hub is False
+    assert precision_overrides("fp32") == {"bf16": False, "fp16": False}
+
+
+def rows(n, length):
+    return Dataset.from_dict(
+        {
+            "prompt": ["1" * length + "="] * n,
+            "completion": ["1" * length] * n,
+            "difficulty": [str(length)] * n,
+        }
+    )
+
+
+def test_training_mix_leaves_near_empty_rounds_out(caplog):
+    task, args = get_task("copy"), TaskArguments(task="copy", d0="3", num_d0_examples=2000)
+    si = SelfImproveArguments(examples_per_round=1000, min_round_examples=5)
+    d0 = d0_stream(task, 3, args, 2, 0, seed=0)
+    mix = training_mix(d0, {1: rows(50, 4), 2: rows(3, 5)}, si, d0_weight=3, seed=1, member=0)
+    seen = [row["difficulty"] for _, row in zip(range(400), mix)]
+    assert "5" not in seen and 0.35 < seen.count("4") / len(seen) < 0.65  # round 1 is now the newest
+    assert "kept 3 labels" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "field, value, hint",
+    [
+        ("push_to_hub", True, "hub_model_id"),
+        ("resume_from_checkpoint", "ckpt", "rerun the same command"),
+        ("save_strategy", "steps", "rounds are the checkpoints"),
+        ("bf16", True, "precision: bf16"),
+        ("fp16", True, "fp16 is not supported"),
+    ],
+)
+def test_training_arguments_the_loop_sets_itself_are_refused(tmp_path, field, value, hint):
+    with pytest.raises(ValueError, match=f"{field}=.*{hint}"):
+        SITrainingArguments(output_dir=str(tmp_path), **{field: value})
