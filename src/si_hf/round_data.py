@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from si_hf.filtering import FilterResult, apply_filters
 from si_hf.schema import ROUND_FEATURES
+from si_hf.store.layout import member_dirname, revision
 
 # What a staged round's labels depend on besides the round itself: changing one relabels.
 LABEL_SETTINGS = (
@@ -79,8 +80,8 @@ def filter_by_level(
 
 def generated_by(round: int, member: int, labelers: list[int], voting: bool) -> str:
     """`round-2/member-0`, or `round-2/members-0,1,2` when the members voted."""
-    who = "members-" + ",".join(map(str, labelers)) if voting else f"member-{member}"
-    return f"round-{round}/{who}"
+    who = "members-" + ",".join(map(str, labelers)) if voting else member_dirname(member)
+    return f"{revision(round)}/{who}"
 
 
 def round_rows(

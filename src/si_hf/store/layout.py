@@ -7,6 +7,8 @@ import contextlib
 import os
 import re
 
+from si_hf.checks import is_int
+
 MARKER = "si_hf_round.json"
 HUB_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@round-(?P<round>\d+)(?:/member-(?P<member>\d+))?$")
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -22,7 +24,7 @@ def is_main_process() -> bool:
 
 def check_address(round: int, member: int) -> None:
     for name, v in (("round", round), ("member", member)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        if not is_int(v) or v < 0:
             raise ValueError(f"{name} must be a non-negative int, got {v!r}")
 
 

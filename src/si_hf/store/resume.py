@@ -8,7 +8,7 @@ from pathlib import Path
 
 from si_hf.schema import empty_round
 
-from .layout import HUB_SPEC, MARKER, HubError, member_dirname, revision
+from .layout import HUB_SPEC, MARKER, HubError, hub_errors, member_dirname, revision
 from .local import read_parquet
 
 
@@ -62,13 +62,13 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
             f"resume_from must be an existing local round path or 'user/name@round-3', got {spec!r}"
         )
     from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    from huggingface_hub.errors import EntryNotFoundError
 
     repo, rnd = m["repo"], int(m["round"])
     mem = int(m["member"]) if m["member"] is not None else (member or 0)
     rev = revision(rnd)
     sub = "" if m["member"] is None and member is None else f"{member_dirname(mem)}/"
-    try:
+    with hub_errors("downloading the round", repo, rev):
         try:
             marker_file = hf_hub_download(repo, sub + MARKER, revision=rev, cache_dir=cache_dir)
         except EntryNotFoundError as e:
@@ -77,9 +77,6 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
             ) from e
         allow = [f"{sub}*"] if sub else None
         snap = snapshot_download(repo, revision=rev, cache_dir=cache_dir, allow_patterns=allow)
-    except HfHubHTTPError as e:
-        status = e.response.status_code if e.response is not None else "no response"
-        raise HubError(f"downloading {repo}@{rev} failed: HTTP {status}: {e}") from e
     marker = json.loads(Path(marker_file).read_text())
     import datasets
 
