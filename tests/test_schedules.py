@@ -3,7 +3,13 @@
 import pytest
 
 from si_hf.configs import SelfImproveArguments
-from si_hf.schedules import check_compatible, eval_levels, multiplication_sequence, round_difficulties
+from si_hf.schedules import (
+    check_compatible,
+    check_planned_rounds,
+    eval_levels,
+    multiplication_sequence,
+    round_difficulties,
+)
 from si_hf.tasks import get_task
 
 
@@ -69,3 +75,13 @@ def test_check_compatible_names_the_schedule_and_the_task():
     with pytest.raises(ValueError, match="'verifier' needs a maze task"):
         check_compatible(get_task("copy"), _si(filters=["verifier"]))
     check_compatible(get_task("maze_hops"), _si(filters=["verifier"]))
+
+
+def test_planned_rounds_beyond_the_task_fail_before_round_0():
+    maze = get_task("maze_hops", num_nodes=30)
+    check_planned_rounds(maze, _si(), 9, 20)  # 29 hops: the longest path of a 30-node tree
+    with pytest.raises(ValueError, match=r"round 21 would label difficulty 30.*at most 20 rounds"):
+        check_planned_rounds(maze, _si(), 9, 21)
+    with pytest.raises(ValueError, match="at most 23 rounds"):  # 30 + 23 * 3 = 99 labels
+        check_planned_rounds(get_task("maze_nodes", num_hops=9), _si(difficulty_step=3), 30, 30)
+    check_planned_rounds(get_task("multiplication"), _si(schedule="multiplication"), (5, 5), 500)

@@ -159,6 +159,9 @@ def test_killed_process_mid_write_is_invisible_and_cleaned_on_reopen(tmp_path, t
     assert len(list((tmp_path / "rounds").glob("round-001/.tmp-member-0-*"))) == 1  # the crash left debris
     assert store.completed_rounds() == [0]
     reopened = open_store(tmp_path)
+    assert list((tmp_path / "rounds").glob("round-*/.tmp-*"))  # opening touches nothing ...
+    with reopened.local.lock():  # ... the run that holds the directory cleans up
+        reopened.local.recover()
     assert not list((tmp_path / "rounds").glob("round-*/.tmp-*"))
     assert reopened.completed_rounds() == [0]
     assert_same_weights(model0, AutoModelForCausalLM.from_pretrained(reopened.model_path(0)))
@@ -208,6 +211,8 @@ def test_overwrite_interrupted_between_renames_restores_the_old_round(tmp_path, 
     os.rename(final, final.parent / ".old-member-0-deadbeef")  # the state right after the first rename
     assert store.completed_rounds() == []
     reopened = open_store(tmp_path / "run")
+    with reopened.local.lock():
+        reopened.local.recover()
     assert reopened.completed_rounds() == [0]
     assert json.loads((final / "metrics.json").read_text()) == before
     assert not list(final.parent.glob(".old-*"))

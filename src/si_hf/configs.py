@@ -9,6 +9,7 @@ classes because argparse sees them as one flat namespace.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -200,6 +201,13 @@ class SelfImproveArguments:
     overwrite_hub_revision: bool = field(
         default=False, metadata={"help": "Allow re-pushing a round revision that is already complete."}
     )
+    allow_config_change: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue a store although a setting that defines the experiment (EXPERIMENT_KEYS: task, "
+            "D_0, model, filters, schedule, seeds, round-0 training) differs from the one its rounds ran with."
+        },
+    )
     resume_from: str | None = field(
         default=None, metadata={"help": "Start from a published round: user/name@round-3 or a local path."}
     )
@@ -222,6 +230,10 @@ class SelfImproveArguments:
             raise ValueError(f"majority_vote needs num_members >= 2, got {self.num_members}")
         if self.num_members < 1:
             raise ValueError(f"num_members: {self.num_members} must be >= 1")
+        if self.resume_from is not None and not self.resume_from.strip():
+            raise ValueError("resume_from: '' names no round; give user/name@round-N or a local round path")
+        if self.num_rounds < 0:
+            raise ValueError(f"num_rounds: {self.num_rounds} must be >= 0 (0 runs round 0 only)")
         if self.round is not None and self.round < 0:
             raise ValueError(f"round: {self.round} must be >= 0")
         if "none" in self.filters and len(self.filters) > 1:
@@ -326,3 +338,74 @@ class SITrainingArguments(TrainingArguments):
                 shown = "<hidden>" if name == "hub_token" else repr(getattr(self, name))
                 raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
         super().__post_init__()
+
+
+# What defines an experiment: a store continued with another value of one of these would mix two
+# experiments in one run, so `run_round.py` refuses it unless --allow_config_change is given. Every
+# other argument may change between invocations (docs: README, "What the store guarantees").
+EXPERIMENT_KEYS = {
+    "task": ("task", "d0", "num_d0_examples", "maze_num_nodes", "maze_num_hops", "data_seed_base"),
+    "self_improve": (
+        "schedule",
+        "difficulty_step",
+        "accelerate_threshold",
+        "examples_per_round",
+        "label_batch_size",
+        "filters",
+        "length_filter_tau",
+        "num_members",
+        "vote_threshold",
+        "vote_labels",
+        "verifier_checks",
+        "newest_round_probability",
+        "min_round_examples",
+        "precision",
+    ),
+    "model": (
+        "model_name_or_path",
+        "model_revision",
+        "preset",
+        "model_overrides",
+        "position_encoding",
+        "attn_implementation",
+        "dtype",
+        "use_peft",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_target_modules",
+        "lora_modules_to_save",
+        "use_rslora",
+        "use_dora",
+        "tokenizer_name",
+    ),
+    "training": (
+        "seed",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "max_steps",
+        "learning_rate",
+        "warmup_steps",
+        "lr_scheduler_type",
+        "lr_scheduler_kwargs",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "weight_decay",
+        "max_grad_norm",
+    ),
+}
+
+
+def config_changes(recorded: dict, current: dict) -> list[str]:
+    """`section.key: recorded -> current` for every EXPERIMENT_KEYS setting that differs. Both are
+    config snapshots (`si_hf.rounds.config_snapshot`); keys a snapshot lacks (an older version of
+    si-hf did not have them) are not compared."""
+    current = json.loads(json.dumps(current, default=str))  # compare as they are stored
+    changes = []
+    for section, keys in EXPERIMENT_KEYS.items():
+        old, new = recorded.get(section, {}), current.get(section, {})
+        for key in keys:
+            if key in old and key in new and old[key] != new[key]:
+                changes.append(f"{section}.{key}: {old[key]!r} -> {new[key]!r}")
+    return changes

@@ -8,10 +8,13 @@ already read (rounds are immutable once published).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from si_hf.store import ResumeSource, Store, resolve_resume
 from si_hf.store.layout import member_dirname
+
+logger = logging.getLogger("si_hf")
 
 
 def resume_sources(spec: str, num_members: int, cache_dir: str) -> list[ResumeSource]:
@@ -87,6 +90,38 @@ class RoundHistory:
         if self._sourced(r):
             return r == self.source_round
         return not self.missing_members(r)
+
+    def check_contiguous(self) -> None:
+        """Every member's rounds run without a gap from the first one this store makes: a round 1
+        without its round 0 is damage to report, not a round 0 to train again."""
+        start = self.source_round + 1
+        for m in range(self.num_members):
+            done = self.store.completed_rounds(member=m)
+            missing = sorted(set(range(start, max(done, default=start - 1) + 1)) - set(done))
+            if missing:
+                raise ValueError(
+                    f"member {m}: rounds {missing} are missing in {self.store.local.rounds_dir} but later rounds "
+                    f"{[r for r in done if r > missing[0]]} exist; restore them, or delete round {missing[0]} and every "
+                    "later round to compute them again"
+                )
+
+    def check_config(self, snapshot: dict, *, allow_change: bool = False) -> None:
+        """Refuse to continue this store with another experiment: every EXPERIMENT_KEYS setting must
+        equal the one its latest round ran with, unless `allow_change` (then the changes are logged)."""
+        from si_hf.configs import config_changes
+
+        done = self.store.completed_rounds(member=0)
+        if not done:
+            return
+        changes = config_changes(self.store.info(done[-1], 0).get("config", {}), snapshot)
+        if changes and not allow_change:
+            raise ValueError(
+                f"{self.store.local.root} holds rounds {done} of another experiment; these settings differ from "
+                f"the ones round {done[-1]} ran with: {'; '.join(changes)}. Use another --output_dir, or pass "
+                "--allow_config_change true to continue anyway"
+            )
+        for change in changes:
+            logger.warning("continuing %s with a changed setting: %s", self.store.local.root, change)
 
     def missing_members(self, r: int) -> list[int]:
         return [m for m in range(self.num_members) if r not in self.store.completed_rounds(member=m)]

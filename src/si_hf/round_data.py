@@ -127,3 +127,18 @@ def filter_counts(results: list[FilterResult]) -> dict[str, int]:
         for step, n in res.counts.items():
             counts[step] = counts.get(step, 0) + n
     return counts
+
+
+def label_info(rows: dict, results: list[FilterResult], labelled: int, seconds: float, who: str) -> dict:
+    """What labelling and filtering a round measured: counts, data accuracy, speed, provenance."""
+    kept = len(rows["prompt"])
+    return {
+        "n_generated": sum(len(res.keep) for res in results),
+        "n_kept": kept,
+        "data_accuracy": (sum(rows["oracle_correct"]) / kept) if kept else None,
+        "label_seconds": seconds,
+        "label_examples_per_second": labelled / seconds if seconds else None,
+        "filter_counts": filter_counts(results),
+        "n_kept_unfinished": rows["finished"].count(False),
+        "generated_by": who,
+    }

@@ -18,6 +18,7 @@ the run it was resumed from) is `si_hf.history.RoundHistory`'s business.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -39,13 +40,13 @@ from si_hf.labeling import label_across_processes
 from si_hf.modeling import add_lora, build_model, merge_lora
 from si_hf.round_data import (
     filter_by_level,
-    filter_counts,
     generated_by,
+    label_info,
     label_settings,
     round_rows,
     sample_round_prompts,
 )
-from si_hf.schedules import check_compatible, eval_levels, round_difficulties
+from si_hf.schedules import check_compatible, check_planned_rounds, eval_levels, round_difficulties
 from si_hf.schema import ROUND_FEATURES
 from si_hf.store import open_store
 from si_hf.tasks import get_task
@@ -93,12 +94,7 @@ class SelfImprovementRun:
             hub_private=bool(train_args.hub_private_repo),
             num_members=si.num_members,
         )
-        cache = str(self.output_dir / "resume")
-        if si.resume_from:
-            sources = resume_sources(si.resume_from, si.num_members, cache)
-        else:  # a run that started from someone else's round keeps starting from it
-            sources = recorded_sources(self.store, si.num_members, cache)
-        self.history = RoundHistory(self.store, sources, si.num_members)
+        self.history: RoundHistory | None = None  # read from the store once the run holds it
         self.collator = PromptCompletionCollator(self.tokenizer)
         self.precision = precision_overrides(si.precision)
         self._models: dict[int, tuple[int, object]] = {}  # member -> (round, its latest model in memory)
@@ -106,20 +102,43 @@ class SelfImprovementRun:
 
     # ---- the loop ----
     def run(self) -> None:
+        # One run per output directory: the main process holds the lock until the run ends.
+        with self.store.local.lock() if self.state.is_main_process else contextlib.nullcontext():
+            first, last = self.preflight()
+            for r in range(first, last + 1):
+                self.run_round(r)
+
+    def preflight(self) -> tuple[int, int]:
+        """Everything that can fail before any work does: damaged or missing rounds, a changed
+        experiment, rounds the task cannot hold, the Hub. Returns the rounds to run."""
+        if self.state.is_main_process:
+            self.store.local.recover()
+        self.state.wait_for_everyone()
+        self.store.verify()
+        cache = str(self.output_dir / "resume")
+        if self.si.resume_from:
+            sources = resume_sources(self.si.resume_from, self.si.num_members, cache)
+        else:  # a run that started from someone else's round keeps starting from it
+            sources = recorded_sources(self.store, self.si.num_members, cache)
+        self.history = RoundHistory(self.store, sources, self.si.num_members)
+        self.history.check_contiguous()
+        snapshot = config_snapshot(self.task_args, self.si, self.model_args, self.train_args)
+        self.history.check_config(snapshot, allow_change=self.si.allow_config_change)
         first, last = self.si.round_range(self.history.first_incomplete())
+        check_planned_rounds(self.task, self.si, self.d0, last)
         if first > 0 and not self.history.exists(first - 1):
             raise ValueError(
                 f"round {first - 1} is missing in {self.output_dir} (needed to start round {first}); "
                 f"completed rounds: {self.store.completed_rounds()}"
             )
+        if self.state.is_main_process:
+            self._write_metrics_file()  # rebuilt from the store: never stale
         self.store.sync()
-        if self.store.hub is not None and self.state.is_main_process:
-            # Refuse now, not after training, when the Hub already holds a round this run would write.
-            for r in range(first, last + 1):
-                for m in self.history.missing_members(r):
-                    self.store.hub.check_writable(r, m, r > 0)
-        for r in range(first, last + 1):
-            self.run_round(r)
+        if self.state.is_main_process:  # refuse now, not after training, a round the Hub already holds
+            self.store.check_hub_writable(
+                {r: self.history.missing_members(r) for r in range(first, last + 1)}
+            )
+        return first, last
 
     def run_round(self, r: int) -> None:
         todo = self.history.missing_members(r)
@@ -203,18 +222,7 @@ class SelfImprovementRun:
             member=m,
         )
         dataset = Dataset.from_dict(rows, features=ROUND_FEATURES)  # typed even when no label was kept
-        kept = len(dataset)
-        info = {
-            "n_generated": len(prompts),
-            "n_kept": kept,
-            "data_accuracy": (sum(rows["oracle_correct"]) / kept) if kept else None,
-            "label_seconds": seconds,
-            "label_examples_per_second": len(prompts) * len(labelers) / seconds if seconds else None,
-            "filter_counts": filter_counts(results),
-            "n_kept_unfinished": rows["finished"].count(False),
-            "generated_by": who,
-        }
-        return Labels(dataset, info)
+        return Labels(dataset, label_info(rows, results, len(prompts) * len(labelers), seconds, who))
 
     def stage(self, r: int, m: int, labels: Labels, levels: list) -> None:
         settings = label_settings(self.task, self.si, levels)
@@ -231,14 +239,8 @@ class SelfImprovementRun:
                 model = add_lora(model, self.model_args, seed=self._seed(r, m))
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
         d0 = d0_stream(self.task, self.d0, self.task_args, r, m, self.train_args.seed)
-        mix = training_mix(
-            d0,
-            rounds,
-            self.si,
-            d0_weight=len(self.task.d0_difficulties(self.d0)),
-            seed=self._seed(r, m),
-            member=m,
-        )
+        weight = len(self.task.d0_difficulties(self.d0))
+        mix = training_mix(d0, rounds, self.si, d0_weight=weight, seed=self._seed(r, m), member=m)
         work = str(self.store.local.work_dir(r, m) / "trainer")
         args = round_training_args(self.train_args, self.si, r, m, work, self.precision)
         model, out, seconds = train(model, args, mix, self.collator, self.tokenizer)
@@ -299,7 +301,7 @@ class SelfImprovementRun:
                 else "supervised on D_0"
             )
             print(f"\nround {r} member {m}: {kept}")
-            print(self.summary())
+            print(format_table(self.history.all_metrics()))
         self.state.wait_for_everyone()
 
     # ---- helpers ----
@@ -316,9 +318,6 @@ class SelfImprovementRun:
     def _write_metrics_file(self) -> None:
         """`metrics.json`: every completed round, rebuilt from the store (the store is the truth)."""
         (self.output_dir / "metrics.json").write_text(json.dumps(self.history.all_metrics(), indent=2))
-
-    def summary(self) -> str:
-        return format_table(self.history.all_metrics())
 
 
 def round_info(run: SelfImprovementRun, r: int, m: int, label_info: dict, trained: list[str], source) -> dict:

@@ -80,3 +80,26 @@ def check_compatible(task, si: SelfImproveArguments) -> None:
         raise ValueError(f"schedule: {si.schedule!r} does not fit task {task.name!r}; expected {expected}")
     if "verifier" in si.filters and not hasattr(task, "validity"):
         raise ValueError(f"filters: 'verifier' needs a maze task (move/end validity), got task {task.name!r}")
+
+
+def check_planned_rounds(task, si: SelfImproveArguments, d0, last_round: int) -> None:
+    """Fail before round 0 when a planned round cannot exist: every schedule but multiplication's adds
+    at least `difficulty_step` per round, so round r labels a level >= d0 + r * step, and a task's
+    largest level (maze hops < nodes, maze nodes <= 99 labels) bounds how many rounds can run."""
+    if si.schedule.startswith("multiplication") or last_round < 1:
+        return
+    level = task.parse_difficulty(d0) + last_round * si.difficulty_step
+    try:
+        task.parse_difficulty(level)
+    except ValueError as err:
+        possible = last_round - 1
+        while possible > 0:
+            try:
+                task.parse_difficulty(task.parse_difficulty(d0) + possible * si.difficulty_step)
+                break
+            except ValueError:
+                possible -= 1
+        raise ValueError(
+            f"num_rounds: round {last_round} would label difficulty {level} or more, which {task.name} "
+            f"rejects ({err}); at most {possible} rounds fit this task and schedule"
+        ) from None

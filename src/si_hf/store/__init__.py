@@ -32,7 +32,17 @@ from __future__ import annotations
 from si_hf.schema import REQUIRED_COLUMNS as COLUMNS
 
 from .hub import HubMirror
-from .layout import MARKER, HubError, hub_errors, is_main_process, member_path, revision, round_dirname
+from .layout import (
+    MARKER,
+    DamagedRoundError,
+    HubError,
+    StoreLockedError,
+    hub_errors,
+    is_main_process,
+    member_path,
+    revision,
+    round_dirname,
+)
 from .local import LocalStore, save_checkpoint
 from .resume import ResumeSource, resolve_resume
 
@@ -45,6 +55,26 @@ class Store:
 
     def completed_rounds(self, member: int = 0) -> list[int]:
         return self.local.completed_rounds(member)
+
+    def check_hub_writable(self, todo: dict[int, list[int]]) -> None:
+        """Raise HubError now if the Hub already holds one of the rounds {round: [members]} to write."""
+        for r, members in todo.items():
+            for m in members if self.hub is not None else ():
+                self.hub.check_writable(r, m, r > 0)
+
+    def verify(self) -> None:
+        """The cheap checks of every local round (`si_hf.store.verify`), before any work starts.
+        Damage raises DamagedRoundError naming the file and the way to recover."""
+        for r, m in self.local.completed():
+            try:
+                self.local.verify(r, m)
+            except DamagedRoundError as e:
+                if self.hub is not None and self.hub.model_id:
+                    raise DamagedRoundError(
+                        f"{e} (or download branch {revision(r)} of {self.hub.model_id} and "
+                        f"{self.hub.dataset_id or 'the dataset repo'} again into its place)"
+                    ) from None
+                raise
 
     def publish_round(
         self, round, member=0, *, dataset, model, tokenizer, metrics, info, overwrite=False
@@ -125,7 +155,9 @@ def open_store(
 __all__ = [
     "COLUMNS",
     "MARKER",
+    "DamagedRoundError",
     "HubError",
+    "StoreLockedError",
     "HubMirror",
     "LocalStore",
     "ResumeSource",

@@ -7,7 +7,16 @@ from pathlib import Path
 
 from si_hf.report import join_front_matter, split_front_matter
 
-from .layout import MARKER, REPO_ID, HubError, hub_errors, hub_prefix, is_main_process, revision
+from .layout import (
+    MARKER,
+    REPO_ID,
+    HubError,
+    check_hub_reachable,
+    hub_errors,
+    hub_prefix,
+    is_main_process,
+    revision,
+)
 from .local import LocalStore
 
 
@@ -27,6 +36,7 @@ class HubMirror:
         for name, repo in (("hub_dataset_id", dataset_id), ("hub_model_id", model_id)):
             if repo is not None and not REPO_ID.fullmatch(repo):
                 raise ValueError(f"{name} must look like 'user/name', got {repo!r}")
+        check_hub_reachable()
         from huggingface_hub import HfApi
 
         self.local, self.api = local, HfApi()

@@ -14,6 +14,8 @@ from si_hf.report import dataset_card, model_card
 from si_hf.schema import REQUIRED_COLUMNS, ROUND_FEATURES
 
 from .layout import MARKER, check_address, is_main_process, member_dirname, member_path, round_dirname
+from .lock import RunLock
+from .verify import check_round, file_checksums, read_json
 
 
 def _fsync_tree(root: Path) -> None:
@@ -75,6 +77,14 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.rounds_dir = self.root / "rounds"
+
+    def lock(self) -> RunLock:
+        """The run's hold on this directory (`with store.local.lock(): ...`); see `si_hf.store.lock`."""
+        return RunLock(self.root)
+
+    def recover(self) -> None:
+        """Undo what a killed run left half-done. Only call it holding the lock: another live run's
+        half-written round looks exactly the same."""
         if self.rounds_dir.exists() and is_main_process():
             for stale in self.rounds_dir.glob("round-*/.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
@@ -118,12 +128,18 @@ class LocalStore:
         return path
 
     def marker(self, round: int, member: int = 0) -> dict:
-        return json.loads((self._existing(round, member) / MARKER).read_text())
+        return read_json(self._existing(round, member) / MARKER, round)
 
     def metrics(self, round: int, member: int = 0) -> dict:
-        return json.loads((self._existing(round, member) / "metrics.json").read_text())
+        return read_json(self._existing(round, member) / "metrics.json", round)
+
+    def verify(self, round: int, member: int = 0, *, checksums: str | None = None) -> dict:
+        """The cheap checks of `si_hf.store.verify.check_round` (and the checksums under a prefix)."""
+        return check_round(self._existing(round, member), round, checksums=checksums)
 
     def model_path(self, round: int, member: int = 0) -> str:
+        """The round's checkpoint directory, its files checked against their published checksums."""
+        self.verify(round, member, checksums="model/")
         return str(self._existing(round, member) / "model")
 
     def dataset_path(self, round: int, member: int = 0) -> str | None:
@@ -136,6 +152,7 @@ class LocalStore:
             raise FileNotFoundError(
                 f"round {round} member {member} has no self-labelled dataset (round 0 uses D_0)"
             )
+        self.verify(round, member, checksums="dataset/")
         return read_parquet(sorted(Path(path, "data").glob("*.parquet")))
 
     def publish_round(
@@ -187,7 +204,13 @@ class LocalStore:
             for r in range(1, round + (dataset is not None))
             if r == round or (self.path(r, member) / "dataset").is_dir()
         ]
-        marker = {"round": round, "member": member, "info": info, "datasets": prov}
+        marker = {
+            "round": round,
+            "member": member,
+            "info": info,
+            "datasets": prov,
+            "checksums": file_checksums(tmp),  # verified whenever the round is loaded
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
 
     # ---- labels of the round in progress, staged so that a crash never labels them again ----

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from si_hf.schema import empty_round
 
-from .layout import HUB_SPEC, MARKER, HubError, hub_errors, member_dirname, revision
+from .layout import HUB_SPEC, MARKER, HubError, check_hub_reachable, hub_errors, member_dirname, revision
 from .local import read_parquet
 
 
@@ -62,15 +62,18 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
             f"resume_from must be an existing local round path or 'user/name@round-3', got {spec!r}"
         )
     from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     repo, rnd = m["repo"], int(m["round"])
     mem = int(m["member"]) if m["member"] is not None else (member or 0)
     rev = revision(rnd)
     sub = "" if m["member"] is None and member is None else f"{member_dirname(mem)}/"
+    check_hub_reachable()
     with hub_errors("downloading the round", repo, rev):
         try:
             marker_file = hf_hub_download(repo, sub + MARKER, revision=rev, cache_dir=cache_dir)
+        except LocalEntryNotFoundError:
+            raise  # no connection and nothing cached: hub_errors says so
         except EntryNotFoundError as e:
             raise HubError(
                 f"{repo}@{rev} has no {sub + MARKER}: the round is incomplete, cannot resume"

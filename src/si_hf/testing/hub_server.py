@@ -227,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.lfs_put(self.server.repo(p[1], p[2]), p[3])
         if (r := RESOLVE.match(path)) and m in ("GET", "HEAD"):
             return self.resolve(self.server.repo("dataset" if r[1] else "model", r[2]), r[3], unquote(r[4]))
+        if path == "/" and m in ("GET", "HEAD"):  # the landing page: what a reachability check asks for
+            return self.send(200, {"hub": "si_hf.testing"})
         self.server.unknown_routes.append(f"{m} {path}")
         raise HubError(404, f"hub_server does not implement {m} {path}")
 

@@ -1,0 +1,85 @@
+"""Checks of a published round before anything reads it: every file there, readable, unchanged.
+
+`check_round` is cheap (parses the small files, reads parquet footers and safetensors headers); with
+`checksums` it also compares the SHA-256 that publishing recorded in the marker, for the files a
+caller is about to load. Damage raises `DamagedRoundError` naming the file and the way back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .layout import MARKER, DamagedRoundError
+
+
+def file_checksums(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under `root` but the marker, by path relative to `root`."""
+    out = {}
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER):
+        digest = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        out[f.relative_to(root).as_posix()] = digest.hexdigest()
+    return out
+
+
+def damaged(path: Path, problem: str, round: int) -> DamagedRoundError:
+    rounds_dir = path
+    while rounds_dir.name != "rounds" and rounds_dir != rounds_dir.parent:
+        rounds_dir = rounds_dir.parent
+    return DamagedRoundError(
+        f"{path}: {problem}. Round {round} is damaged. To recover, delete {rounds_dir}/round-{round:03d} and "
+        f"every later round, then rerun the same command: they are computed again"
+    )
+
+
+def read_json(path: Path, round: int) -> dict:
+    if not path.is_file():
+        raise damaged(path, "missing", round)
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise damaged(path, f"not valid JSON ({e})", round) from None
+    if not isinstance(value, dict):
+        raise damaged(path, f"expected a JSON object, got {type(value).__name__}", round)
+    return value
+
+
+def _readable(files: list[Path], what: str, where: Path, round: int, read) -> None:
+    if not files:
+        raise damaged(where, f"no {what} file", round)
+    for f in files:
+        try:
+            read(f)
+        except Exception as e:  # pyarrow / safetensors raise their own types for truncated files
+            raise damaged(f, f"unreadable {what} file ({type(e).__name__}: {e})", round) from None
+
+
+def check_round(path: Path, round: int, *, checksums: str | None = None) -> dict:
+    """The marker of the round at `path` after the cheap checks; with `checksums` (a prefix such as
+    "model/" or "" for all) the recorded SHA-256 of those files is compared too."""
+    import pyarrow.parquet as pq
+    from safetensors import safe_open
+
+    marker = read_json(path / MARKER, round)
+    if not isinstance(marker.get("info"), dict):
+        raise damaged(path / MARKER, "no round info in the marker", round)
+    read_json(path / "metrics.json", round)
+    read_json(path / "model" / "config.json", round)
+    weights = sorted((path / "model").glob("*.safetensors"))
+    _readable(weights, "weights", path / "model", round, lambda f: safe_open(str(f), "pt").keys())
+    if round > 0:
+        parquet = sorted((path / "dataset" / "data").glob("*.parquet"))
+        _readable(parquet, "parquet", path / "dataset" / "data", round, pq.read_metadata)
+    if checksums is not None and "checksums" in marker:  # rounds published before checksums have none
+        now = file_checksums(path)
+        for name, digest in marker["checksums"].items():
+            if name.startswith(checksums) and now.get(name) != digest:
+                problem = (
+                    "missing" if name not in now else "changed since it was published (checksum differs)"
+                )
+                raise damaged(path / name, problem, round)
+    return marker
