@@ -190,3 +190,49 @@ def test_predictions_of_prompt_tokens_do_not_change_the_loss(tok, tmp_path):
     # The last prompt token predicts the first answer token: that one must count.
     counted = [(r, p - 1) for r, p in enumerate(prompt_lengths)]
     assert _loss_with_perturbed_logits(trainer, batch, counted) != pytest.approx(base, rel=1e-3)
+
+
+def test_packed_batches_hold_the_same_examples_and_give_the_padded_loss(tok):
+    """Padding-free packing changes the compute, not the maths: the same completion tokens are
+    labelled, no example attends to another, and the batch loss equals the padded one. (transformers
+    builds the block mask from position_ids only without a KV cache: training runs use_cache=False.)"""
+    from si_hf.modeling import SILlamaForCausalLM, tiny_config
+
+    torch.manual_seed(0)
+    model = SILlamaForCausalLM(tiny_config(len(tok), initializer_range=0.3))
+    examples = [{"prompt": "1" * n + "=", "completion": "2" * n} for n in (1, 9, 3, 7, 2, 5, 8, 4)]
+    padded = PromptCompletionCollator(tok)(examples)
+    packed = PromptCompletionCollator(tok, pack_length=24)(examples)
+    assert set(packed) == {"input_ids", "labels", "position_ids"}
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
+    assert packed["input_ids"].shape[1] == 24 and packed["input_ids"].shape[0] < len(examples)
+    # the same multiset of labelled tokens, and each row's positions restart per example
+    assert sorted(packed["labels"][packed["labels"] != -100].tolist()) == sorted(
+        padded["labels"][padded["labels"] != -100].tolist()
+    )
+    starts = (packed["position_ids"] == 0).sum().item()
+    assert starts >= len(examples)
+    loss_padded = model(**padded, use_cache=False).loss
+    loss_packed = model(**packed, use_cache=False).loss
+    assert torch.allclose(loss_padded, loss_packed, atol=1e-5)
+    # an example longer than pack_length gets a row of its own length
+    long = PromptCompletionCollator(tok, pack_length=4)(examples[:2])
+    assert long["input_ids"].shape[1] == max(
+        len(e["prompt"]) + len(e["completion"]) + 2 for e in examples[:2]
+    )
+
+
+def test_packing_without_the_mask_would_leak_between_examples(tok):
+    """The packed loss is not an accident: with one position sequence for the whole row (examples
+    attending to each other) the loss differs."""
+    from si_hf.modeling import SILlamaForCausalLM, tiny_config
+
+    torch.manual_seed(0)
+    model = SILlamaForCausalLM(tiny_config(len(tok), initializer_range=0.3))
+    examples = [{"prompt": "1" * n + "=", "completion": "2" * n} for n in (3, 4, 2)]
+    packed = PromptCompletionCollator(tok, pack_length=32)(examples)
+    assert packed["input_ids"].shape[0] == 1
+    padded_loss = model(**PromptCompletionCollator(tok)(examples), use_cache=False).loss
+    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
+    assert torch.allclose(model(**packed, use_cache=False).loss, padded_loss, atol=1e-5)
+    assert not torch.allclose(model(**leaky, use_cache=False).loss, padded_loss, atol=1e-3)

@@ -169,7 +169,9 @@ def test_continuing_with_another_task_is_refused_listing_the_changes(store):
     cfg, out = store
     with pytest.raises(ValueError, match=r"task.task: 'copy' -> 'reverse_string'.*--allow_config_change"):
         _continue(cfg, "--task", "reverse_string")
-    with pytest.raises(ValueError, match=r"self_improve.filters: \['length'\] -> \['none'\]; training.seed: 7 -> 8"):
+    with pytest.raises(
+        ValueError, match=r"self_improve.filters: \['length'\] -> \['none'\]; training.seed: 7 -> 8"
+    ):
         _continue(cfg, "--seed", "8", "--filters", "none")
     assert _rounds(out) == ["round-000", "round-001"]
     # what may change between invocations is accepted: later rounds' steps, evaluation size

@@ -5,7 +5,14 @@ from datasets import Dataset
 
 from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.tasks import get_task
-from si_hf.training import d0_stream, precision_overrides, round_seed, round_training_args, training_mix
+from si_hf.training import (
+    d0_stream,
+    precision_overrides,
+    round_seed,
+    round_training_args,
+    train,
+    training_mix,
+)
 
 
 def test_each_round_reads_a_different_part_of_d0():
@@ -67,3 +74,38 @@ def test_training_mix_leaves_near_empty_rounds_out(caplog):
 def test_training_arguments_the_loop_sets_itself_are_refused(tmp_path, field, value, hint):
     with pytest.raises(ValueError, match=f"{field}=.*{hint}"):
         SITrainingArguments(output_dir=str(tmp_path), **{field: value})
+
+
+def test_packed_training_follows_the_padded_one(tmp_path, char):
+    """Trainer steps on packed batches: the same losses and the same weights as on padded batches,
+    up to float rounding (the mask comes from position_ids, which needs use_cache off in training)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from si_hf.collator import PromptCompletionCollator
+    from si_hf.modeling import tiny_config
+
+    task = get_task("copy")
+    rows = task.generate(64, seed=0, purpose="d0", d0=8)
+    data = Dataset.from_dict({"prompt": rows["prompt"], "completion": rows["answer"]})
+    results = []
+    for pack in (None, 32):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(tiny_config(len(char)))
+        args = SITrainingArguments(
+            output_dir=str(tmp_path / str(pack)),
+            max_steps=4,
+            per_device_train_batch_size=16,
+            learning_rate=1e-3,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            lr_scheduler_type="constant",
+            seed=0,
+        )
+        model, out, _ = train(model, args, data, PromptCompletionCollator(char, pack_length=pack), char)
+        assert model.config.use_cache is True  # restored for generation
+        results.append((out.training_loss, [p.detach().clone() for p in model.parameters()]))
+    (loss_a, w_a), (loss_b, w_b) = results
+    assert abs(loss_a - loss_b) < 1e-4
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(w_a, w_b))

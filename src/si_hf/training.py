@@ -91,6 +91,10 @@ def training_mix(d0, rounds: dict, si, *, d0_weight: int, seed: int, member: int
 def train(model, args, train_dataset, collator, tokenizer):
     """Trainer.train on `train_dataset`; returns the bare trained model (no accelerate wrapper, so
     labelling runs in the weights' own dtype as for a reloaded model), the TrainOutput and seconds."""
+    # Without a KV cache: transformers builds the block-diagonal mask of packed batches from their
+    # position_ids only when no cache is passed (training has no use for one). Generation needs it
+    # back afterwards (Trainer itself may switch it off, so it is read first).
+    use_cache, model.config.use_cache = model.config.use_cache, False
     trainer = Trainer(
         model=model,
         args=args,
@@ -98,7 +102,10 @@ def train(model, args, train_dataset, collator, tokenizer):
         data_collator=collator,
         processing_class=tokenizer,
     )
-    t0 = time.perf_counter()
-    out = trainer.train()
-    seconds = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        out = trainer.train()
+        seconds = time.perf_counter() - t0
+    finally:
+        model.config.use_cache = use_cache
     return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False), out, seconds

@@ -1,0 +1,116 @@
+"""Training examples/s of the round loop against a bare padded PyTorch loop, measured in one run.
+
+Same model (the `cpu` preset, 4 x 128 NoPE Llama, fp32), batch size (128), data (copy, lengths
+1-10) and optimizer settings. The baseline is the stricter one: batches collated and padded before
+the clock starts, then forward, backward, gradient clipping and AdamW only. The round loop is
+`si_hf.training.train` (Trainer) on the streams the round loop builds: D_0 alone (round 0) and D_0
+mixed with two self-labelled rounds (a self-improvement round), packed (the default) and padded.
+Each comparison uses the same stream: the baseline trains on its first steps x 128 rows.
+
+    .venv/bin/python benchmarks/bench_training.py [--steps 150]
+"""
+
+import argparse
+import platform
+import subprocess
+import tempfile
+import time
+from types import SimpleNamespace
+
+import torch
+from datasets import Dataset
+
+from si_hf.collator import PromptCompletionCollator
+from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments
+from si_hf.modeling import build_model
+from si_hf.tasks import get_task
+from si_hf.tokenization import get_tokenizer
+from si_hf.training import d0_stream, train, training_mix
+
+BATCH = 128
+
+
+def cpu_model_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(
+            line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
+        )
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def bare_loop(tokenizer, data, steps: int) -> float:
+    examples = [row for _, row in zip(range(steps * BATCH), data)]
+    collate = PromptCompletionCollator(tokenizer)
+    batches = [collate(examples[i * BATCH : (i + 1) * BATCH]) for i in range(steps)]
+    model = build_model(SimpleNamespace(preset="cpu"), tokenizer, seed=0).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-12, weight_decay=0.1)
+    t0 = time.perf_counter()
+    for batch in batches:
+        model(**batch, use_cache=False).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def stream(task, *, mixed: bool):
+    """The round loop's training stream: D_0 (round 0) or D_0 mixed with two rounds (round 2)."""
+    task_args = TaskArguments(task="copy", d0="10", num_d0_examples=200_000)
+    si = SelfImproveArguments(examples_per_round=2000)
+    d0 = d0_stream(task, 10, task_args, 1 if mixed else 0, 0, seed=0)
+    rounds = {}
+    if mixed:  # two self-labelled rounds (oracle labels stand in for the model's; only speed counts)
+        for r, n in ((1, 11), (2, 12)):
+            g = task.generate(2000, seed=0, purpose="round", keys=(r, 0), difficulty=n)
+            rounds[r] = Dataset.from_dict(
+                {"prompt": g["prompt"], "completion": g["answer"], "difficulty": g["difficulty"]}
+            )
+    return training_mix(d0, rounds, si, d0_weight=10, seed=0, member=0)
+
+
+def round_loop(tokenizer, data, steps: int, *, pack_length) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SITrainingArguments(
+            output_dir=tmp,
+            max_steps=steps,
+            per_device_train_batch_size=BATCH,
+            learning_rate=1e-3,
+            warmup_steps=10,
+            lr_scheduler_kwargs={"num_decay_steps": 20},
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            logging_steps=1000,
+            seed=0,
+        )
+        model = build_model(SimpleNamespace(preset="cpu"), tokenizer, seed=0)
+        _, _, seconds = train(
+            model, args, data, PromptCompletionCollator(tokenizer, pack_length=pack_length), tokenizer
+        )
+    return steps * BATCH / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=150)
+    args = parser.parse_args()
+    tokenizer, task = get_tokenizer("char"), get_task("copy")
+    print(f"CPU: {cpu_model_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads, fp32")
+    for title, mixed in (
+        ("round 0: D_0 (copy 1-10)", False),
+        ("round 2: D_0 + rounds 1, 2 (lengths 11, 12)", True),
+    ):
+        print(title)
+        base = bare_loop(tokenizer, stream(task, mixed=mixed), args.steps)
+        print(f"  {'bare padded loop (pre-collated batches)':44s} {base:8.0f} ex/s  1.00x")
+        for name, pack in (("round loop, packed (default)", 64), ("round loop, padded", None)):
+            speed = round_loop(tokenizer, stream(task, mixed=mixed), args.steps, pack_length=pack)
+            print(f"  {name:44s} {speed:8.0f} ex/s  {speed / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
