@@ -4,7 +4,8 @@ Same model (the `cpu` preset, 4 x 128 NoPE Llama, fp32), batch size (128), data 
 1-10) and optimizer settings. The baseline is the stricter one: batches collated and padded before
 the clock starts, then forward, backward, gradient clipping and AdamW only. The round loop is
 `si_hf.training.train` (Trainer) on the streams the round loop builds: D_0 alone (round 0) and D_0
-mixed with two self-labelled rounds (a self-improvement round), packed (the default) and padded.
+mixed with two self-labelled rounds (a self-improvement round), packed (`pack_length: 64`) and
+padded (the default).
 Each comparison uses the same stream: the baseline trains on its first steps x 128 rows.
 
     .venv/bin/python benchmarks/bench_training.py [--steps 150]
@@ -107,7 +108,10 @@ def main() -> None:
         print(title)
         base = bare_loop(tokenizer, stream(task, mixed=mixed), args.steps)
         print(f"  {'bare padded loop (pre-collated batches)':44s} {base:8.0f} ex/s  1.00x")
-        for name, pack in (("round loop, packed (default)", 64), ("round loop, padded", None)):
+        for name, pack in (
+            ("round loop, packed (pack_length 64)", 64),
+            ("round loop, padded (default)", None),
+        ):
             speed = round_loop(tokenizer, stream(task, mixed=mixed), args.steps, pack_length=pack)
             print(f"  {name:44s} {speed:8.0f} ex/s  {speed / base:.2f}x")
 

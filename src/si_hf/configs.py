@@ -178,12 +178,13 @@ class SelfImproveArguments:
     round_warmup_steps: int = field(default=0, metadata={"help": "Warmup steps per round."})
     round_decay_steps: int = field(default=1500, metadata={"help": "Decay steps at the end of each round."})
     pack_length: int | None = field(
-        default=64,
+        default=None,
         metadata={
             "help": "Padding-free training batches: each batch's examples are packed into rows of this many "
             "tokens (at least the longest example), position_ids restart per example and no example "
-            "attends to another; same examples and loss as padded batches for fewer tokens of compute. "
-            "null pads every row to the batch's longest example instead."
+            "attends to another; same examples and loss as padded batches for fewer tokens of compute "
+            "(CPU, copy 1-10: 1.26x a bare padded loop). null (default) pads every row to the batch's "
+            "longest example."
         },
     )
     newest_round_probability: float = field(
