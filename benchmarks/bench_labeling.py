@@ -1,7 +1,10 @@
-"""Time `si_hf.labeling.label` against plain `model.generate`, one call per batch in the given order.
+"""Time `si_hf.labeling.label` against plain `model.generate` and against the teacher-forced floor.
 
-Both decode greedily with the same per-prompt bound (`task.max_answer_tokens` + 1 step for EOS) on the
-same prompts and model; the baseline neither sorts by length nor stops rows at their own bound.
+Both decoders run greedily with the same per-prompt bound (`task.max_answer_tokens` + 1 step for EOS)
+on the same prompts and model; the baseline neither sorts by length nor stops rows at their own bound.
+The floor is one forward pass (no cache, no decoding loop) over the prompts with their true answers,
+in the same batches: what scoring the finished sequences costs, which no decoder can beat by
+much. The static-cache path (`cache_implementation="static"`) is timed too.
 
     .venv/bin/python benchmarks/bench_labeling.py                 # 256 x 16-digit reverse addition
     .venv/bin/python benchmarks/bench_labeling.py --mixed         # difficulties 1..16 mixed
@@ -40,6 +43,15 @@ def baseline(model, tokenizer, task, prompts, batch_size):
     return texts
 
 
+def teacher_forced(model, tokenizer, task, prompts, batch_size):
+    """One forward over BOS + prompt + answer per batch: the floor of labelling (EOS, one token, left out)."""
+    texts = [p + task.solve(p) for p in prompts]
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
+            model(**enc, use_cache=False)
+
+
 def best_times(fns, repeats):
     """Min time per function, runs interleaved so load from other processes hits both alike."""
     times, results = [[] for _ in fns], [None] * len(fns)
@@ -74,14 +86,25 @@ def main():
     ]
 
     label(model, tokenizer, task, prompts[: args.batch_size], batch_size=args.batch_size, progress=False)
-    (t_label, t_base), (preds, texts) = best_times(
+    (t_label, t_base, t_static, t_floor), (preds, texts, static, _) = best_times(
         [
             lambda: label(model, tokenizer, task, prompts, batch_size=args.batch_size, progress=False),
             lambda: baseline(model, tokenizer, task, prompts, args.batch_size),
+            lambda: label(
+                model,
+                tokenizer,
+                task,
+                prompts,
+                batch_size=args.batch_size,
+                progress=False,
+                cache_implementation="static",
+            ),
+            lambda: teacher_forced(model, tokenizer, task, prompts, args.batch_size),
         ],
         args.repeats,
     )
     same = sum(p.text == t for p, t in zip(preds, texts))
+    same_static = sum(p == s for p, s in zip(preds, static))
 
     print(
         f"{args.preset} preset ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), {args.n} "
@@ -90,7 +113,12 @@ def main():
     )
     print(f"label():           {args.n / t_label:8.1f} examples/s ({t_label:.2f} s)")
     print(f"generate baseline: {args.n / t_base:8.1f} examples/s ({t_base:.2f} s)")
+    print(f"label(), static cache: {args.n / t_static:8.1f} examples/s ({t_static:.2f} s)")
+    print(f"teacher-forced floor:  {args.n / t_floor:8.1f} examples/s ({t_floor:.2f} s)")
     print(f"speedup label/baseline: {t_base / t_label:.2f}x; identical labels: {same}/{args.n}")
+    print(
+        f"label time / floor: {t_label / t_floor:.2f}x; static cache identical labels: {same_static}/{args.n}"
+    )
 
 
 if __name__ == "__main__":

@@ -118,3 +118,17 @@ def test_bad_inputs(char, copy_task):
         label(model, char, copy_task, "12=")
     with pytest.raises(ValueError, match="'!' at position 1"):
         label(model, char, copy_task, ["1!="], progress=False)
+
+
+@pytest.mark.parametrize("position_encoding", ["nope", "rope"])
+def test_static_cache_labels_equal_dynamic_cache_labels(char, copy_task, position_encoding):
+    """The static-KV-cache path (compiled by generate on a GPU) decodes exactly the dynamic one."""
+    model = random_model(char, position_encoding)
+    prompts = copy_prompts(12, seed=3)
+    dynamic = label(model, char, copy_task, prompts, batch_size=5, progress=False)
+    static = label(
+        model, char, copy_task, prompts, batch_size=5, progress=False, cache_implementation="static"
+    )
+    assert static == dynamic and len({p.text for p in dynamic}) > 3
+    with pytest.raises(ValueError, match="cache_implementation='paged'"):
+        label(model, char, copy_task, prompts, cache_implementation="paged")

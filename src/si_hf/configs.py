@@ -140,6 +140,14 @@ class SelfImproveArguments:
     # --- self-labelling ---
     examples_per_round: int = field(default=50_000, metadata={"help": "N_r: prompts labelled per round."})
     label_batch_size: int = field(default=1024, metadata={"help": "Greedy labelling batch size."})
+    label_cache_implementation: str = field(
+        default="dynamic",
+        metadata={
+            "help": "KV cache of greedy decoding (labels and evaluation): dynamic, or static (preallocated; "
+            "generate compiles the decoding step on a GPU). The labels are the same.",
+            "choices": ["dynamic", "static"],
+        },
+    )
     filters: list[str] = field(
         default_factory=lambda: ["none"],
         metadata={
@@ -232,6 +240,10 @@ class SelfImproveArguments:
             raise ValueError(f"precision: {self.precision!r} is not one of {list(PRECISIONS)}")
         if self.round is not None and self.rounds is not None:
             raise ValueError("give either --round or --rounds, not both")
+        if self.label_cache_implementation not in ("dynamic", "static"):
+            raise ValueError(
+                f"label_cache_implementation: {self.label_cache_implementation!r} is not one of ['dynamic', 'static']"
+            )
         if self.vote_labels not in VOTE_LABELS:
             raise ValueError(f"vote_labels: {self.vote_labels!r} is not one of {list(VOTE_LABELS)}")
         if not 0 < self.vote_threshold <= 1:

@@ -139,7 +139,14 @@ def _maze_validity(task, prompt: str, answer: str) -> dict[str, bool]:
 
 
 def evaluate_model(
-    model, tokenizer, task, eval_sets: dict, *, batch_size: int = 256, progress: bool = False
+    model,
+    tokenizer,
+    task,
+    eval_sets: dict,
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+    cache_implementation: str = "dynamic",
 ) -> EvalResult:
     """Greedy answers to every eval prompt (one labeling pass), scored per difficulty.
 
@@ -154,7 +161,16 @@ def evaluate_model(
         raise ValueError(
             f"eval_sets: {len(prompts)} prompts but {len(answers)} answers; expected equal lengths"
         )
-    predictions = label(model, tokenizer, task, prompts, batch_size=batch_size, progress=progress)
+    predictions = label(
+        model,
+        tokenizer,
+        task,
+        prompts,
+        batch_size=batch_size,
+        progress=progress,
+        cache_implementation=cache_implementation,
+        desc="evaluating",
+    )
     scores = load_metric().compute(
         predictions=[p.text for p in predictions],
         references=answers,

@@ -8,6 +8,7 @@ already read (rounds are immutable once published).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -141,6 +142,10 @@ class RoundHistory:
         per_member = [self.metrics(r, m).get("accuracy", {}) for m in range(self.num_members)]
         keys = set().union(*per_member)
         return {k: sum(a.get(k, 0.0) for a in per_member) / len(per_member) for k in keys}
+
+    def write_metrics(self, path: Path) -> None:
+        """`metrics.json`: every completed round, rebuilt from the store (the store is the truth)."""
+        path.write_text(json.dumps(self.all_metrics(), indent=2))
 
     def all_metrics(self) -> list[dict]:
         """Every round this store completed, member by member."""

@@ -62,10 +62,40 @@ def _spells(tokenizer, text: str, ids: list[int]) -> bool:
         return False
 
 
+CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+
+
+def _prediction(tokenizer, new: list[int], bound: int, eos_id: int) -> Prediction:
+    """The answer in the tokens generated after a prompt: up to EOS, or the bound for a run-on."""
+    new = new[: bound + 1]
+    finished = eos_id in new
+    answer = new[: new.index(eos_id)] if finished else new[:bound]
+    text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return Prediction(
+        text=text, finished=finished, num_tokens=len(answer), tokenizes=_spells(tokenizer, text, answer)
+    )
+
+
 def label(
-    model, tokenizer, task, prompts: Sequence[str], *, batch_size: int = 256, progress: bool = True
+    model,
+    tokenizer,
+    task,
+    prompts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    cache_implementation: str = "dynamic",
+    desc: str = "labeling",
 ) -> list[Prediction]:
-    """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models."""
+    """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models.
+
+    `cache_implementation="static"` decodes with a preallocated KV cache, which `generate` compiles
+    on a GPU (on the CPU it runs uncompiled); the labels are those of the dynamic cache."""
+    if cache_implementation not in CACHE_IMPLEMENTATIONS:
+        raise ValueError(
+            f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
+        )
+    cache = {} if cache_implementation == "dynamic" else {"cache_implementation": cache_implementation}
     require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
         raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")
@@ -80,7 +110,7 @@ def label(
     was_training = model.training
     model.eval()
     results: list[Prediction | None] = [None] * len(prompts)
-    bar = tqdm(total=len(prompts), desc="labeling", unit="prompt", disable=not progress)
+    bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress)
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
@@ -101,20 +131,10 @@ def label(
                     eos_token_id=eos_id,
                     pad_token_id=pad_id,
                     stopping_criteria=StoppingCriteriaList([_RowBounds(width, limits)]),
+                    **cache,
                 )
                 for row, i in enumerate(idx):
-                    new = out[row, width:].tolist()[: bounds[i] + 1]
-                    finished = eos_id in new
-                    answer = new[: new.index(eos_id)] if finished else new[: bounds[i]]
-                    text = tokenizer.decode(
-                        answer, skip_special_tokens=True, clean_up_tokenization_spaces=False
-                    )
-                    results[i] = Prediction(
-                        text=text,
-                        finished=finished,
-                        num_tokens=len(answer),
-                        tokenizes=_spells(tokenizer, text, answer),
-                    )
+                    results[i] = _prediction(tokenizer, out[row, width:].tolist(), bounds[i], eos_id)
                 bar.update(len(idx))
     finally:
         bar.close()
@@ -123,17 +143,27 @@ def label(
 
 
 def label_across_processes(
-    state, model, tokenizer, task, prompts: Sequence[str], *, batch_size: int = 256
+    state,
+    model,
+    tokenizer,
+    task,
+    prompts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    cache_implementation="dynamic",
+    progress: bool = True,
 ) -> list[Prediction]:
     """`label` under `accelerate`: each process labels its shard of `prompts` and every process gets
-    all the predictions back, in prompt order. One process labels everything itself."""
-    progress = state.is_main_process
+    all the predictions back, in prompt order. One process labels everything itself; only the main
+    process shows a progress bar."""
+    progress = progress and state.is_main_process
+    kwargs = {"batch_size": batch_size, "progress": progress, "cache_implementation": cache_implementation}
     if state.num_processes == 1:
-        return label(model, tokenizer, task, prompts, batch_size=batch_size, progress=progress)
+        return label(model, tokenizer, task, prompts, **kwargs)
     from accelerate.utils import gather_object
 
     with state.split_between_processes(list(enumerate(prompts))) as shard:
-        preds = label(model, tokenizer, task, [p for _, p in shard], batch_size=batch_size, progress=progress)
+        preds = label(model, tokenizer, task, [p for _, p in shard], **kwargs)
         mine = list(zip([i for i, _ in shard], preds))
     gathered = dict(gather_object(mine))
     return [gathered[i] for i in range(len(prompts))]

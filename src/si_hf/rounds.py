@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -132,7 +131,9 @@ class SelfImprovementRun:
                 f"completed rounds: {self.store.completed_rounds()}"
             )
         if self.state.is_main_process:
-            self._write_metrics_file()  # rebuilt from the store: never stale
+            self.history.write_metrics(
+                self.output_dir / "metrics.json"
+            )  # rebuilt from the store: never stale
         self.store.sync()
         if self.state.is_main_process:  # refuse now, not after training, a round the Hub already holds
             self.store.check_hub_writable(
@@ -198,9 +199,11 @@ class SelfImprovementRun:
         labelers = list(range(self.si.num_members)) if voting else [m]
         models = [self.model(r - 1, j) for j in labelers]
         t0 = time.perf_counter()
+        kwargs = {"batch_size": self.si.label_batch_size, "progress": not self.train_args.disable_tqdm}
+        cache = self.si.label_cache_implementation
         predictions = [
             label_across_processes(
-                self.state, model, self.tokenizer, self.task, prompts, batch_size=self.si.label_batch_size
+                self.state, model, self.tokenizer, self.task, prompts, cache_implementation=cache, **kwargs
             )
             for model in models
         ]
@@ -232,15 +235,17 @@ class SelfImprovementRun:
 
     def train(self, r: int, m: int, labels: Dataset | None) -> tuple[object, dict]:
         if r == 0:
-            model = build_model(self.model_args, self.tokenizer, seed=self._seed(0, m))
+            model = build_model(self.model_args, self.tokenizer, seed=round_seed(self.train_args.seed, 0, m))
         else:
             model = self.model(r - 1, m)
             if self.model_args.use_peft:
-                model = add_lora(model, self.model_args, seed=self._seed(r, m))
+                model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
         d0 = d0_stream(self.task, self.d0, self.task_args, r, m, self.train_args.seed)
         weight = len(self.task.d0_difficulties(self.d0))
-        mix = training_mix(d0, rounds, self.si, d0_weight=weight, seed=self._seed(r, m), member=m)
+        mix = training_mix(
+            d0, rounds, self.si, d0_weight=weight, seed=round_seed(self.train_args.seed, r, m), member=m
+        )
         work = str(self.store.local.work_dir(r, m) / "trainer")
         args = round_training_args(self.train_args, self.si, r, m, work, self.precision)
         model, out, seconds = train(model, args, mix, self.collator, self.tokenizer)
@@ -264,13 +269,17 @@ class SelfImprovementRun:
             n, seed = self.si.eval_examples_per_difficulty, self.task_args.data_seed_base
             self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=seed))
         sets = {k: v for k, v in self._eval_sets.items() if k in keys}
+        progress = self.state.is_main_process and not self.train_args.disable_tqdm
+        cache = self.si.label_cache_implementation
+        batch = self.si.eval_batch_size
         return evaluate_model(
             model,
             self.tokenizer,
             self.task,
             sets,
-            batch_size=self.si.eval_batch_size,
-            progress=self.state.is_main_process,
+            batch_size=batch,
+            progress=progress,
+            cache_implementation=cache,
         )
 
     def publish(self, r, m, model, labels: Labels, result: EvalResult, training: dict, trained) -> None:
@@ -294,7 +303,7 @@ class SelfImprovementRun:
                 info=info,
             )
             self.store.local.clear_work(r, m)
-            self._write_metrics_file()
+            self.history.write_metrics(self.output_dir / "metrics.json")
             kept = (
                 f"kept {info['n_kept']}/{info['n_generated']} labels, data accuracy {info['data_accuracy']}"
                 if r > 0
@@ -305,19 +314,12 @@ class SelfImprovementRun:
         self.state.wait_for_everyone()
 
     # ---- helpers ----
-    def _seed(self, r: int, m: int) -> int:
-        return round_seed(self.train_args.seed, r, m)
-
     def model(self, r: int, m: int):
         """Member m's model after round r: in memory when this process made it, else from the store."""
         if self._models.get(m, (None,))[0] != r:
             attn, device = self.model_args.attn_implementation, self.train_args.device
             self._models[m] = (r, self.history.load_model(r, m, device=device, attn_implementation=attn))
         return self._models[m][1]
-
-    def _write_metrics_file(self) -> None:
-        """`metrics.json`: every completed round, rebuilt from the store (the store is the truth)."""
-        (self.output_dir / "metrics.json").write_text(json.dumps(self.history.all_metrics(), indent=2))
 
 
 def round_info(run: SelfImprovementRun, r: int, m: int, label_info: dict, trained: list[str], source) -> dict:
