@@ -3,7 +3,7 @@
 import pytest
 from datasets import Dataset
 
-from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments
+from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments, check_training_arguments
 from si_hf.tasks import get_task
 from si_hf.training import (
     d0_stream,
@@ -73,7 +73,18 @@ def test_training_mix_leaves_near_empty_rounds_out(caplog):
 )
 def test_training_arguments_the_loop_sets_itself_are_refused(tmp_path, field, value, hint):
     with pytest.raises(ValueError, match=f"{field}=.*{hint}"):
-        SITrainingArguments(output_dir=str(tmp_path), **{field: value})
+        check_training_arguments(
+            SITrainingArguments(output_dir=str(tmp_path), use_cpu=True, **{field: value})
+        )
+
+
+def test_precision_bf16_reaches_the_round_arguments(tmp_path):
+    """The loop's own per-round copies set bf16 from `precision`: that must not trip the refusal."""
+    args = SITrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    check_training_arguments(args)
+    si = SelfImproveArguments(precision="bf16")
+    r1 = round_training_args(args, si, 1, 0, "w", precision_overrides(si.precision))
+    assert r1.bf16 is True and r1.fp16 is False
 
 
 def test_packed_training_follows_the_padded_one(tmp_path, char):

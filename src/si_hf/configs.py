@@ -336,34 +336,35 @@ class SITrainingArguments(TrainingArguments):
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "D_0 is generated in the main process."})
 
-    def __post_init__(self):
-        # Fields the round loop sets itself: refused with what to use instead, never silently dropped.
-        refused = {
-            "push_to_hub": (
-                bool(self.push_to_hub),
-                "rounds are pushed by the store: set hub_model_id (checkpoints) and/or hub_dataset_id (labels)",
-            ),
-            "resume_from_checkpoint": (
-                self.resume_from_checkpoint is not None,
-                "rerun the same command to continue a run (it resumes from its last round and staged "
-                "labels); --resume_from starts from another run's round",
-            ),
-            "save_strategy": (
-                str(getattr(self.save_strategy, "value", self.save_strategy)) != "no",
-                "rounds are the checkpoints: each round is published atomically to output_dir/rounds",
-            ),
-            "bf16": (bool(self.bf16), "set precision: bf16 (precision: auto picks bf16 on a GPU)"),
-            "fp16": (bool(self.fp16), "fp16 is not supported; set precision: bf16 or fp32"),
-            "hub_token": (
-                self.hub_token is not None,
-                "it would end up in logs and configs; set HF_TOKEN or run `hf auth login` instead",
-            ),
-        }
-        for name, (is_set, instead) in refused.items():
-            if is_set:
-                shown = "<hidden>" if name == "hub_token" else repr(getattr(self, name))
-                raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
-        super().__post_init__()
+
+def check_training_arguments(args: TrainingArguments) -> None:
+    """Refuse the TrainingArguments fields the round loop sets itself, saying what to use instead,
+    rather than drop them silently. (Checked once per run: the loop's own per-round copies set bf16.)"""
+    refused = {
+        "push_to_hub": (
+            bool(args.push_to_hub),
+            "rounds are pushed by the store: set hub_model_id (checkpoints) and/or hub_dataset_id (labels)",
+        ),
+        "resume_from_checkpoint": (
+            args.resume_from_checkpoint is not None,
+            "rerun the same command to continue a run (it resumes from its last round and staged "
+            "labels); --resume_from starts from another run's round",
+        ),
+        "save_strategy": (
+            str(getattr(args.save_strategy, "value", args.save_strategy)) != "no",
+            "rounds are the checkpoints: each round is published atomically to output_dir/rounds",
+        ),
+        "bf16": (bool(args.bf16), "set precision: bf16 (precision: auto picks bf16 on a GPU)"),
+        "fp16": (bool(args.fp16), "fp16 is not supported; set precision: bf16 or fp32"),
+        "hub_token": (
+            args.hub_token is not None,
+            "it would end up in logs and configs; set HF_TOKEN or run `hf auth login` instead",
+        ),
+    }
+    for name, (is_set, instead) in refused.items():
+        if is_set:
+            shown = "<hidden>" if name == "hub_token" else repr(getattr(args, name))
+            raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
 
 
 # What defines an experiment: a store continued with another value of one of these would mix two

@@ -32,7 +32,13 @@ from datasets import Dataset
 
 import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
 from si_hf.collator import PromptCompletionCollator
-from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArguments, TaskArguments
+from si_hf.configs import (
+    ModelArguments,
+    SelfImproveArguments,
+    SITrainingArguments,
+    TaskArguments,
+    check_training_arguments,
+)
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table
 from si_hf.history import RoundHistory, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
@@ -72,6 +78,7 @@ class Labels:
 
 class SelfImprovementRun:
     def __init__(self, task_args, si, model_args, train_args):
+        check_training_arguments(train_args)
         self.task_args, self.si, self.model_args = task_args, si, model_args
         self.task = get_task(task_args.task, **task_args.task_kwargs())
         self.d0 = self.task.parse_difficulty(task_args.d0)
@@ -269,18 +276,12 @@ class SelfImprovementRun:
             n, seed = self.si.eval_examples_per_difficulty, self.task_args.data_seed_base
             self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=seed))
         sets = {k: v for k, v in self._eval_sets.items() if k in keys}
+        decode = {
+            "batch_size": self.si.eval_batch_size,
+            "cache_implementation": self.si.label_cache_implementation,
+        }
         progress = self.state.is_main_process and not self.train_args.disable_tqdm
-        cache = self.si.label_cache_implementation
-        batch = self.si.eval_batch_size
-        return evaluate_model(
-            model,
-            self.tokenizer,
-            self.task,
-            sets,
-            batch_size=batch,
-            progress=progress,
-            cache_implementation=cache,
-        )
+        return evaluate_model(model, self.tokenizer, self.task, sets, progress=progress, **decode)
 
     def publish(self, r, m, model, labels: Labels, result: EvalResult, training: dict, trained) -> None:
         metrics = {

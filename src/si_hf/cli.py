@@ -1,0 +1,46 @@
+"""The `si-hf` command: `si-hf run --config recipes/<task>/config_<variant>.yaml [--key value ...]`.
+
+`si-hf run` is `recipes/run_round.py` (the documented entry of the recipes), also under
+`accelerate launch --config_file ... -m si_hf.cli run ...`; `si-hf compare A B` checks that two runs
+published the same rounds (labels, weights, metrics; timings aside).
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "run": "run self-improvement rounds from a YAML recipe (same flags as recipes/run_round.py)",
+    "compare": "compare two output directories round by round (exit 1 on any difference)",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: si-hf COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:9s} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines + ["", "`si-hf COMMAND --help` lists a command's arguments."])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from si_hf.rounds import main as run_main
+
+        run_main(rest)
+        return 0
+    if command == "compare":
+        from si_hf.compare import main as compare_main
+
+        return compare_main(rest)
+    print(
+        f"si-hf: unknown command {command!r}; expected one of {list(COMMANDS)}\n\n{_usage()}", file=sys.stderr
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Compare two si-hf output directories: same rounds, same labels, same weights, same metrics.
+
+    si-hf compare outputs/a outputs/b        (or: python scripts/compare_runs.py outputs/a outputs/b)
+
+Timings (`*_seconds`, `*_per_second`) and the config snapshot (paths differ) are left out; everything
+else must be equal: every round's parquet rows, every tensor of every checkpoint bit for bit, and
+every metric. Exits 1 and lists the differences otherwise. Use it to check that a change keeps a
+run's artifacts, or that a resumed run matches an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file
+
+TIMING = ("_seconds", "_per_second")
+
+
+def _metrics(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    return {k: v for k, v in data.items() if not k.endswith(TIMING)}
+
+
+def _rows(dataset_dir: Path) -> list[dict]:
+    return [row for f in sorted(dataset_dir.glob("data/*.parquet")) for row in pq.read_table(f).to_pylist()]
+
+
+def _weights(model_dir: Path) -> dict:
+    out = {}
+    for f in sorted(model_dir.glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    diffs = []
+    members_a = sorted(p.relative_to(a / "rounds") for p in (a / "rounds").glob("round-*/member-*"))
+    members_b = sorted(p.relative_to(b / "rounds") for p in (b / "rounds").glob("round-*/member-*"))
+    if members_a != members_b:
+        return [f"different rounds: {[str(p) for p in members_a]} vs {[str(p) for p in members_b]}"]
+    for rel in members_a:
+        ra, rb = a / "rounds" / rel, b / "rounds" / rel
+        if _metrics(ra / "metrics.json") != _metrics(rb / "metrics.json"):
+            diffs.append(f"{rel}: metrics differ")
+        if (ra / "dataset").is_dir() != (rb / "dataset").is_dir():
+            diffs.append(f"{rel}: only one has a dataset")
+        elif (ra / "dataset").is_dir() and _rows(ra / "dataset") != _rows(rb / "dataset"):
+            diffs.append(f"{rel}: dataset rows differ")
+        wa, wb = _weights(ra / "model"), _weights(rb / "model")
+        if wa.keys() != wb.keys() or any(not torch.equal(wa[k], wb[k]) for k in wa):
+            diffs.append(f"{rel}: weights differ")
+    return diffs
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("a", type=Path)
+    parser.add_argument("b", type=Path)
+    args = parser.parse_args(argv)
+    diffs = compare(args.a, args.b)
+    for d in diffs:
+        print(d)
+    n = len(list((args.a / "rounds").glob("round-*/member-*")))
+    print(
+        f"{n} round/member directories compared: {'identical' if not diffs else f'{len(diffs)} differences'}"
+    )
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
