@@ -120,3 +120,16 @@ def test_packed_training_follows_the_padded_one(tmp_path, char):
     (loss_a, w_a), (loss_b, w_b) = results
     assert abs(loss_a - loss_b) < 1e-4
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(w_a, w_b))
+
+
+def test_native_precision_reads_the_cpu_flags():
+    from si_hf.training import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_native_bf16("flags : sse4_2 amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags : sse4_2 avx2 avx512f avx512bw\n")
+    import torch
+
+    expected = cpu_has_native_bf16() or torch.cuda.is_available()  # this machine, whichever it is
+    assert precision_overrides("native")["bf16"] == expected
+    assert precision_overrides("auto")["bf16"] == torch.cuda.is_available()

@@ -18,7 +18,7 @@ from trl import ModelConfig
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "native", "fp32", "bf16")
 
 
 @dataclass
@@ -210,7 +210,13 @@ class SelfImproveArguments:
     eval_beyond: int = field(default=3, metadata={"help": "Evaluate this many levels past the frontier."})
     eval_batch_size: int = field(default=1024, metadata={"help": "Batch size of evaluation decoding."})
     precision: str = field(
-        default="auto", metadata={"help": "auto (bf16+tf32 on a GPU, fp32 on the CPU), fp32 or bf16."}
+        default="auto",
+        metadata={
+            "help": "Training precision: auto (bf16+tf32 on a GPU, fp32 on the CPU), native (bf16 also on a CPU "
+            "with native bf16: AVX512-BF16 or AMX), fp32 or bf16. Labelling and evaluation run in the "
+            "weights' dtype (fp32 master weights under bf16 autocast).",
+            "choices": list(PRECISIONS),
+        },
     )
     # --- store ---
     hub_dataset_id: str | None = field(

@@ -23,11 +23,30 @@ def round_seed(seed: int, r: int, member: int) -> int:
     return seed + 1000 * member + r
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags); without it
+    bf16 autocast is emulated and slower than fp32."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def precision_overrides(precision: str) -> dict:
-    """TrainingArguments for `precision` (auto = bf16 + tf32 on a GPU, fp32 on the CPU)."""
+    """TrainingArguments for `precision`: auto = bf16 + tf32 on a GPU, fp32 on the CPU; native = auto,
+    but bf16 on a CPU with native bf16 too."""
     mode = precision
     if mode == "auto":
         mode = "bf16" if torch.cuda.is_available() else "fp32"
+    elif mode == "native":
+        mode = "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "fp32"
     if mode == "bf16" and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
