@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from trl import ModelConfig
 
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
+from si_hf.round_data import LABEL_SETTINGS
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "native", "fp32", "bf16")
@@ -382,14 +383,7 @@ EXPERIMENT_KEYS = {
         "schedule",
         "difficulty_step",
         "accelerate_threshold",
-        "examples_per_round",
-        "label_batch_size",
-        "filters",
-        "length_filter_tau",
-        "num_members",
-        "vote_threshold",
-        "vote_labels",
-        "verifier_checks",
+        *LABEL_SETTINGS,  # what a round's labels depend on
         "newest_round_probability",
         "min_round_examples",
         "precision",
