@@ -58,8 +58,10 @@ class Store:
 
     def check_hub_writable(self, todo: dict[int, list[int]]) -> None:
         """Raise HubError now if the Hub already holds one of the rounds {round: [members]} to write."""
+        if self.hub is None:
+            return
         for r, members in todo.items():
-            for m in members if self.hub is not None else ():
+            for m in members:
                 self.hub.check_writable(r, m, r > 0)
 
     def verify(self) -> None:

@@ -14,16 +14,18 @@ from pathlib import Path
 from .layout import MARKER, DamagedRoundError
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_checksums(root: Path) -> dict[str, str]:
     """SHA-256 of every file under `root` but the marker, by path relative to `root`."""
-    out = {}
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER):
-        digest = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out[f.relative_to(root).as_posix()] = digest.hexdigest()
-    return out
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER)
+    return {f.relative_to(root).as_posix(): _sha256(f) for f in files}
 
 
 def damaged(path: Path, problem: str, round: int) -> DamagedRoundError:
@@ -75,11 +77,11 @@ def check_round(path: Path, round: int, *, checksums: str | None = None) -> dict
         parquet = sorted((path / "dataset" / "data").glob("*.parquet"))
         _readable(parquet, "parquet", path / "dataset" / "data", round, pq.read_metadata)
     if checksums is not None and "checksums" in marker:  # rounds published before checksums have none
-        now = file_checksums(path)
-        for name, digest in marker["checksums"].items():
-            if name.startswith(checksums) and now.get(name) != digest:
-                problem = (
-                    "missing" if name not in now else "changed since it was published (checksum differs)"
-                )
-                raise damaged(path / name, problem, round)
+        for name, digest in marker["checksums"].items():  # only the files about to be loaded
+            if not name.startswith(checksums):
+                continue
+            if not (path / name).is_file():
+                raise damaged(path / name, "missing", round)
+            if _sha256(path / name) != digest:
+                raise damaged(path / name, "changed since it was published (checksum differs)", round)
     return marker
