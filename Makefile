@@ -25,8 +25,10 @@ quality: $(STAMP)
 tokenizer: $(STAMP)
 	$(BIN)/python scripts/build_tokenizers.py --output_dir tokenizer
 
+# Ends with the report (markdown + PNG figures) and how to load the final model and a round's data.
 demo: $(STAMP)
 	$(BIN)/accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py --config recipes/copy/config_cpu.yaml
+	$(BIN)/si-hf report outputs/copy/cpu --output_dir outputs/copy/cpu/report
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tasks.py

@@ -6,7 +6,7 @@ The floor is one forward pass (no cache, no decoding loop) over the prompts with
 in the same batches: what scoring the finished sequences costs, which no decoder can beat by
 much. The static-cache path (`cache_implementation="static"`) is timed too.
 
-    .venv/bin/python benchmarks/bench_labeling.py                 # 256 x 16-digit reverse addition
+    .venv/bin/python benchmarks/bench_labeling.py                 # 256 x 16-digit reverse addition, batch 64 and 256
     .venv/bin/python benchmarks/bench_labeling.py --mixed         # difficulties 1..16 mixed
 """
 
@@ -70,7 +70,9 @@ def main():
     parser.add_argument("-n", type=int, default=256)
     parser.add_argument("--digits", type=int, default=16)
     parser.add_argument("--mixed", action="store_true", help="difficulties uniform in 1..digits")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[64, 256], help="256 is label()'s default"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -85,40 +87,44 @@ def main():
         task.sample(rng.randint(1, args.digits) if args.mixed else args.digits, rng)[0] for _ in range(args.n)
     ]
 
-    label(model, tokenizer, task, prompts[: args.batch_size], batch_size=args.batch_size, progress=False)
+    print(
+        f"{args.preset} preset ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), {args.n} "
+        f"{args.task} prompts ({'1..' if args.mixed else ''}{args.digits} digits), fp32, "
+        f"{args.threads} threads, best of {args.repeats}"
+    )
+    for batch_size in args.batch_sizes:
+        compare(model, tokenizer, task, prompts, batch_size, args.repeats)
+
+
+def compare(model, tokenizer, task, prompts, batch_size, repeats):
+    n = len(prompts)
+    label(model, tokenizer, task, prompts[:batch_size], batch_size=batch_size, progress=False)
     (t_label, t_base, t_static, t_floor), (preds, texts, static, _) = best_times(
         [
-            lambda: label(model, tokenizer, task, prompts, batch_size=args.batch_size, progress=False),
-            lambda: baseline(model, tokenizer, task, prompts, args.batch_size),
+            lambda: label(model, tokenizer, task, prompts, batch_size=batch_size, progress=False),
+            lambda: baseline(model, tokenizer, task, prompts, batch_size),
             lambda: label(
                 model,
                 tokenizer,
                 task,
                 prompts,
-                batch_size=args.batch_size,
+                batch_size=batch_size,
                 progress=False,
                 cache_implementation="static",
             ),
-            lambda: teacher_forced(model, tokenizer, task, prompts, args.batch_size),
+            lambda: teacher_forced(model, tokenizer, task, prompts, batch_size),
         ],
-        args.repeats,
+        repeats,
     )
     same = sum(p.text == t for p, t in zip(preds, texts))
     same_static = sum(p == s for p, s in zip(preds, static))
-
-    print(
-        f"{args.preset} preset ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), {args.n} "
-        f"{args.task} prompts ({'1..' if args.mixed else ''}{args.digits} digits), batch {args.batch_size}, "
-        f"fp32, {args.threads} threads, best of {args.repeats}"
-    )
-    print(f"label():           {args.n / t_label:8.1f} examples/s ({t_label:.2f} s)")
-    print(f"generate baseline: {args.n / t_base:8.1f} examples/s ({t_base:.2f} s)")
-    print(f"label(), static cache: {args.n / t_static:8.1f} examples/s ({t_static:.2f} s)")
-    print(f"teacher-forced floor:  {args.n / t_floor:8.1f} examples/s ({t_floor:.2f} s)")
-    print(f"speedup label/baseline: {t_base / t_label:.2f}x; identical labels: {same}/{args.n}")
-    print(
-        f"label time / floor: {t_label / t_floor:.2f}x; static cache identical labels: {same_static}/{args.n}"
-    )
+    print(f"batch {batch_size}:")
+    print(f"  label():               {n / t_label:8.1f} examples/s ({t_label:.2f} s)")
+    print(f"  generate baseline:     {n / t_base:8.1f} examples/s ({t_base:.2f} s)")
+    print(f"  label(), static cache: {n / t_static:8.1f} examples/s ({t_static:.2f} s)")
+    print(f"  teacher-forced floor:  {n / t_floor:8.1f} examples/s ({t_floor:.2f} s)")
+    print(f"  speedup label/baseline: {t_base / t_label:.2f}x; identical labels: {same}/{n}")
+    print(f"  label time / floor: {t_label / t_floor:.2f}x; static cache identical labels: {same_static}/{n}")
 
 
 if __name__ == "__main__":

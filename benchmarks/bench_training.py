@@ -4,8 +4,9 @@ Same model (the `cpu` preset, 4 x 128 NoPE Llama, fp32), batch size (128), data 
 1-10) and optimizer settings. The baseline is the stricter one: batches collated and padded before
 the clock starts, then forward, backward, gradient clipping and AdamW only. The round loop is
 `si_hf.training.train` (Trainer) on the streams the round loop builds: D_0 alone (round 0) and D_0
-mixed with two self-labelled rounds (a self-improvement round), packed (`pack_length: 64`) and
-padded (the default).
+mixed with two self-labelled rounds (a self-improvement round): packed (`pack_length: 64`) and
+padded (the default) in fp32, and with the demo recipe's settings (`precision: native`, i.e. bf16
+autocast where the CPU computes bf16 natively, and packed batches).
 Each comparison uses the same stream: the baseline trains on its first steps x 128 rows.
 
     .venv/bin/python benchmarks/bench_training.py [--steps 150]
@@ -26,7 +27,7 @@ from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArgumen
 from si_hf.modeling import build_model
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
-from si_hf.training import d0_stream, train, training_mix
+from si_hf.training import cpu_has_native_bf16, d0_stream, precision_overrides, train, training_mix
 
 BATCH = 128
 
@@ -71,7 +72,7 @@ def stream(task, *, mixed: bool):
     return training_mix(d0, rounds, si, d0_weight=10, seed=0, member=0)
 
 
-def round_loop(tokenizer, data, steps: int, *, pack_length) -> float:
+def round_loop(tokenizer, data, steps: int, *, pack_length, precision: str = "fp32") -> float:
     with tempfile.TemporaryDirectory() as tmp:
         args = SITrainingArguments(
             output_dir=tmp,
@@ -85,6 +86,7 @@ def round_loop(tokenizer, data, steps: int, *, pack_length) -> float:
             disable_tqdm=True,
             logging_steps=1000,
             seed=0,
+            **precision_overrides(precision),
         )
         model = build_model(SimpleNamespace(preset="cpu"), tokenizer, seed=0)
         _, _, seconds = train(
@@ -100,7 +102,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
     tokenizer, task = get_tokenizer("char"), get_task("copy")
-    print(f"CPU: {cpu_model_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads, fp32")
+    native = "bf16" if cpu_has_native_bf16() else "fp32 (no native bf16 on this CPU)"
+    print(f"CPU: {cpu_model_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"baseline fp32; precision native = {native}")
     for title, mixed in (
         ("round 0: D_0 (copy 1-10)", False),
         ("round 2: D_0 + rounds 1, 2 (lengths 11, 12)", True),
@@ -108,11 +112,13 @@ def main() -> None:
         print(title)
         base = bare_loop(tokenizer, stream(task, mixed=mixed), args.steps)
         print(f"  {'bare padded loop (pre-collated batches)':44s} {base:8.0f} ex/s  1.00x")
-        for name, pack in (
-            ("round loop, packed (pack_length 64)", 64),
-            ("round loop, padded (default)", None),
+        for name, pack, precision in (
+            ("round loop, fp32, packed (pack_length 64)", 64, "fp32"),
+            ("round loop, fp32, padded (default)", None, "fp32"),
+            ("round loop, native precision, packed (demo)", 64, "native"),
         ):
-            speed = round_loop(tokenizer, stream(task, mixed=mixed), args.steps, pack_length=pack)
+            data = stream(task, mixed=mixed)
+            speed = round_loop(tokenizer, data, args.steps, pack_length=pack, precision=precision)
             print(f"  {name:44s} {speed:8.0f} ex/s  {speed / base:.2f}x")
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from si_hf.configs import SelfImproveArguments
+from si_hf.configs import SelfImproveArguments, check_training_arguments
 from si_hf.rounds import parse_args
 from si_hf.tasks import get_task
 
@@ -33,6 +33,11 @@ def test_recipe_parses(path):
     assert train_args.lr_scheduler_kwargs["num_decay_steps"] <= train_args.max_steps
     assert si.round_decay_steps + si.round_warmup_steps <= si.round_max_steps
     assert str(path.parent.name) in train_args.output_dir
+    check_training_arguments(train_args)
+    if path.name == "config_cpu.yaml":  # minutes per round: trackers on, no in-round checkpoints
+        assert train_args.report_to == ["tensorboard"] and train_args.save_steps == 0
+    else:  # hours per round: a crash resumes from the round's last checkpoint
+        assert 0 < train_args.save_steps < si.round_max_steps
     header = path.read_text().splitlines()[:3]
     assert any("Hardware" in line and "batch" in line for line in header), "header must name hardware + batch"
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from si_hf.data import COLUMNS, d0_dataset, mix_rounds, mixture_probabilities
+from si_hf.data import COLUMNS, D0Pool, RoundMix, d0_dataset, mix_rounds, mixture_probabilities
 from si_hf.tasks import get_task, split_of
 
 Z = 4.5  # two-sided binomial bound: a correct sampler fails it with probability < 1e-5 per check
@@ -112,7 +112,7 @@ def test_mixture_probabilities_follow_the_paper_rule():
 
 
 def test_mix_proportions(copy_task):
-    d0 = d0_dataset(copy_task, 5, num_examples=10_000, seed=0, shard_size=1000)
+    d0 = D0Pool(copy_task, 5, num_examples=10_000, seed=0, shard_size=1000, order_seed=0)
     rounds = [
         round_dataset(copy_task, 6, 300, round_index=1),
         round_dataset(copy_task, 7, 300, round_index=2),
@@ -138,8 +138,29 @@ def test_mix_proportions(copy_task):
     assert passes(take(mixed, 2000))[0] != epoch0[0]
 
 
+def test_mix_epoch_reads_d0_once_and_workers_split_its_shards(copy_task):
+    pool = D0Pool(copy_task, 5, num_examples=1000, seed=0, shard_size=100, order_seed=3)
+    small_round = round_dataset(copy_task, 6, 50)
+    mixed = mix_rounds(pool, [small_round], d0_weight=5, seed=1)
+    assert isinstance(mixed, RoundMix)
+    epoch = list(mixed)  # D_0 runs out last: the epoch ends with its last row
+    d0_rows = Counter(r["prompt"] for r in epoch if r["difficulty"] != "6")
+    assert d0_rows == Counter(r["prompt"] for r in pool)
+    assert within_binomial(len(epoch) - d0_rows.total(), len(epoch), 0.5)
+    mixed.set_epoch(1)
+    assert [r["prompt"] for r in mixed][:200] != [r["prompt"] for r in epoch][:200]
+
+    alone = mix_rounds(pool, [], d0_weight=5, seed=1)
+    single = Counter(r["prompt"] for r in alone)
+    multi = Counter(r["prompt"] for r in DataLoader(alone, batch_size=None, num_workers=2))
+    assert multi == single == Counter(r["prompt"] for r in pool)  # each shard read by one worker
+    too_few = mix_rounds(D0Pool(copy_task, 5, num_examples=100, seed=0), [], d0_weight=5, seed=1)
+    with pytest.raises(ValueError, match="dataloader_num_workers=2 is more than D_0's 1 shards"):
+        list(DataLoader(too_few, batch_size=None, num_workers=2))
+
+
 def test_mix_is_deterministic(copy_task):
-    d0 = d0_dataset(copy_task, 5, num_examples=2000, seed=0, shard_size=500)
+    d0 = D0Pool(copy_task, 5, num_examples=2000, seed=0, shard_size=500, order_seed=0)
     rounds = [round_dataset(copy_task, 6, 100)]
     a = take(mix_rounds(d0, rounds, d0_weight=5, seed=1), 1000)
     b = take(mix_rounds(d0, rounds, d0_weight=5, seed=1), 1000)
@@ -149,7 +170,7 @@ def test_mix_is_deterministic(copy_task):
 
 
 def test_tiny_round_still_gets_half_and_empty_rounds_are_skipped(copy_task):
-    d0 = d0_dataset(copy_task, 5, num_examples=2000, seed=0, shard_size=500)
+    d0 = D0Pool(copy_task, 5, num_examples=2000, seed=0, shard_size=500)
     tiny = round_dataset(copy_task, 6, 3)
     empty = round_dataset(copy_task, 7, 0)
     n = 4000
@@ -157,12 +178,14 @@ def test_tiny_round_still_gets_half_and_empty_rounds_are_skipped(copy_task):
     assert within_binomial(sum(r["difficulty"] == "6" for r in rows), n, 0.5)
     assert not any(r["difficulty"] == "7" for r in rows)
     assert {r["prompt"] for r in rows if r["difficulty"] == "6"} == set(tiny["prompt"])
-    assert mix_rounds(d0, [], d0_weight=5, seed=0) is d0
-    assert mix_rounds(d0, [empty], d0_weight=5, seed=0) is d0
+    # With no non-empty round the stream is D_0 alone: one epoch is the whole pool, once.
+    for rounds in ([], [empty]):
+        alone = list(mix_rounds(d0, rounds, d0_weight=5, seed=0))
+        assert Counter(r["prompt"] for r in alone) == Counter(r["prompt"] for r in d0)
 
 
 def test_mix_rejects_bad_input(copy_task):
-    d0 = d0_dataset(copy_task, 5, num_examples=100, seed=0)
+    d0 = D0Pool(copy_task, 5, num_examples=100, seed=0)
     good = round_dataset(copy_task, 6, 10)
     with pytest.raises(ValueError, match="completion"):
         mix_rounds(d0, [good.remove_columns("completion")], d0_weight=5, seed=0)
@@ -170,7 +193,7 @@ def test_mix_rejects_bad_input(copy_task):
         mix_rounds(d0, [good], newest_probability=1.5, d0_weight=5, seed=0)
     with pytest.raises(ValueError, match="d0_weight"):
         mix_rounds(d0, [good], d0_weight=0, seed=0)
-    with pytest.raises(ValueError, match="IterableDataset"):
+    with pytest.raises(ValueError, match="D0Pool"):
         mix_rounds(good, [good], d0_weight=5, seed=0)
     with pytest.raises(ValueError, match="num_examples"):
         d0_dataset(copy_task, 5, num_examples=0, seed=0)
@@ -188,7 +211,7 @@ def test_trainer_consumes_the_mix_with_max_steps(copy_task, tmp_path):
     torch.manual_seed(0)
     tokenizer = get_tokenizer(copy_task.tokenizer_name)
     model = SILlamaForCausalLM(tiny_config(len(tokenizer)))
-    d0 = d0_dataset(copy_task, 5, num_examples=64, seed=0, shard_size=16)  # tiny pool: many epochs
+    d0 = D0Pool(copy_task, 5, num_examples=64, seed=0, shard_size=16, order_seed=0)  # many epochs
     mixed = mix_rounds(d0, [round_dataset(copy_task, 6, 8)], d0_weight=5, seed=0)
     args = TrainingArguments(
         output_dir=str(tmp_path),

@@ -81,7 +81,8 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, offline_hub):
     }
     assert set(server.repos[("dataset", "user/copy-data")].branches) == {"main", "round-1", "round-2"}
 
-    # A fresh process that never imports si_hf: the checkpoint must carry its own code (auto_map).
+    # A fresh process that imports si_hf only at the end: rounds are native transformers checkpoints
+    # (SmolLM3 for NoPE), loaded by the Auto classes with no trust_remote_code.
     load = f"""
     import datasets, torch
     from pathlib import Path
@@ -99,30 +100,28 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, offline_hub):
 
     out = {{}}
     for r, run in ((0, "run"), (1, "other"), (2, "run")):
-        hub = AutoModelForCausalLM.from_pretrained("user/copy-model", revision=f"round-{{r}}", trust_remote_code=True)
-        out[f"model-{{r}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local(run, r), trust_remote_code=True))
+        hub = AutoModelForCausalLM.from_pretrained("user/copy-model", revision=f"round-{{r}}")
+        out[f"model-{{r}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local(run, r)))
         out[f"arch-{{r}}"] = type(hub).__name__
         if r:
             rows = datasets.load_dataset("user/copy-data", revision=f"round-{{r}}", split="train").to_list()
             out[f"data-{{r}}"] = rows == local_rows(run, r)
     out["overwritten-differs"] = not same(
-        AutoModelForCausalLM.from_pretrained(local("run", 1), trust_remote_code=True),
-        AutoModelForCausalLM.from_pretrained("user/copy-model", revision="round-1", trust_remote_code=True))
-    # AutoTokenizer reads config.json, whose auto_map names remote code: it needs the flag too.
-    tok = AutoTokenizer.from_pretrained("user/copy-model", revision="round-2", trust_remote_code=True)
-    local_tok = AutoTokenizer.from_pretrained(local("run", 2), trust_remote_code=True)
+        AutoModelForCausalLM.from_pretrained(local("run", 1)),
+        AutoModelForCausalLM.from_pretrained("user/copy-model", revision="round-1"))
+    tok = AutoTokenizer.from_pretrained("user/copy-model", revision="round-2")
+    local_tok = AutoTokenizer.from_pretrained(local("run", 2))
     out["tokenizer"] = tok("12+3=")["input_ids"] == local_tok("12+3=")["input_ids"]
     for m in range(2):
         rows = datasets.load_dataset("user/vote-data", f"member-{{m}}", revision="round-1", split="train").to_list()
         out[f"vote-data-{{m}}"] = rows == local_rows("vote", 1, m)
-        hub = AutoModelForCausalLM.from_pretrained("user/vote-model", revision="round-1", subfolder=f"member-{{m}}",
-                                                   trust_remote_code=True)
-        out[f"vote-model-{{m}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local("vote", 1, m), trust_remote_code=True))
+        hub = AutoModelForCausalLM.from_pretrained("user/vote-model", revision="round-1", subfolder=f"member-{{m}}")
+        out[f"vote-model-{{m}}"] = same(hub, AutoModelForCausalLM.from_pretrained(local("vote", 1, m)))
     from huggingface_hub import hf_hub_download
     readme = Path(hf_hub_download("user/copy-data", "README.md", repo_type="dataset", revision="round-2")).read_text()
     out["card"] = "round 2" in readme and "dataset_info" in readme and "pretty_name" in readme
 
-    from si_hf.store import resolve_resume  # registers SI-Llama only now, after the remote-code loads above
+    from si_hf.store import resolve_resume  # registers SI-Llama only now, after the plain loads above
     src = resolve_resume("user/copy-model@round-2", cache_dir={str(tmp_path / "resume")!r})
     out["resume"] = [src.round, sorted(src.datasets), src.datasets[1].to_list() == local_rows("other", 1),
                      src.datasets[2].to_list() == local_rows("run", 2),
@@ -131,10 +130,63 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, offline_hub):
     """
     out = run_client(offline_hub, tmp_path / "hf2", load, transcripts)
     assert out.pop("resume") == [2, [1, 2], True, True, True]
-    assert out.pop("arch-0") == out.pop("arch-1") == out.pop("arch-2") == "SILlamaForCausalLM"
+    assert out.pop("arch-0") == out.pop("arch-1") == out.pop("arch-2") == "SmolLM3ForCausalLM"
     assert out == {k: True for k in out} and len(out) == 12, out
+    assert_hub_rounds_load_quietly(tmp_path, offline_hub, transcripts)
     assert server.unknown_routes == []
     assert_token_never_written(tmp_path, transcripts, server)
+
+
+def assert_hub_rounds_load_quietly(tmp_path, hub, transcripts):
+    """Where si_hf is not even importable, AutoTokenizer and AutoModelForCausalLM load a round from the
+    Hub (repo root and member subfolder) without trust_remote_code and print nothing: no remote-code
+    prompt (stdin is closed, so one would fail), no warning; the model computes what si_hf's does."""
+    import torch
+
+    from si_hf.modeling import load_checkpoint
+
+    prompts = ["12+34=", "7+8="]
+    script = f"""
+    import json, sys, warnings
+    sys.modules["si_hf"] = None  # the package is installed editable: make any import of it fail
+    warnings.simplefilter("always")  # every Python warning reaches stderr
+    import torch, transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    transformers.utils.logging.disable_progress_bar()
+    out = {{}}
+    for name, where in (("root", {{}}), ("member", {{"subfolder": "member-1"}})):
+        repo = "user/copy-model" if name == "root" else "user/vote-model"
+        tokenizer = AutoTokenizer.from_pretrained(repo, revision="round-1", **where)
+        model = AutoModelForCausalLM.from_pretrained(repo, revision="round-1", **where).eval()
+        ids = tokenizer({prompts!r}, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            out[name] = {{"ids": ids["input_ids"].tolist(), "mask": ids["attention_mask"].tolist(),
+                          "logits": model(**ids).logits.tolist(), "class": type(model).__name__}}
+    print(json.dumps(out))
+    """
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", textwrap.dedent(script)],
+        env=hub.env(tmp_path / "hf_quiet", TOKEN),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    transcripts.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stderr == ""
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # round-1 of user/copy-model is the one `other` overwrote
+    for name, local in (
+        ("root", "other/rounds/round-001/member-0"),
+        ("member", "vote/rounds/round-001/member-1"),
+    ):
+        assert out[name]["class"] == "SmolLM3ForCausalLM"
+        ids, mask = torch.tensor(out[name]["ids"]), torch.tensor(out[name]["mask"])
+        ours = load_checkpoint(str(tmp_path / local / "model")).eval()
+        with torch.no_grad():
+            assert torch.equal(torch.tensor(out[name]["logits"]), ours(ids, attention_mask=mask).logits)
 
 
 def test_push_failing_half_way_is_completed_by_sync(tmp_path, offline_hub):

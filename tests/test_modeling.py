@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import subprocess
@@ -7,7 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
+)
 
 import si_hf  # noqa: F401  (registers si_llama with the Auto classes)
 from si_hf.modeling import (
@@ -18,8 +26,12 @@ from si_hf.modeling import (
     build_model,
     cpu_config,
     get_config,
+    load_checkpoint,
+    native_config,
     paper_config,
+    si_llama_config,
     tiny_config,
+    to_native,
 )
 
 torch.set_num_threads(1)
@@ -244,6 +256,207 @@ def test_checkpoint_loads_without_si_hf(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with torch.no_grad():
         assert torch.equal(torch.load(tmp_path / "out.pt"), model(ids).logits)
+
+
+# --- published rounds: native SmolLM3 (NoPE) / Llama (RoPE) checkpoints ---
+
+# Every field SmolLM3Config shares with LlamaConfig: all must be carried over, since SmolLM3's own
+# defaults differ (tied embeddings, rope theta 2e6, 32768 positions, 4 kv heads, pad 128004, ...).
+SHARED_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "use_cache",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "tie_word_embeddings",
+    "rope_parameters",
+    "attention_bias",
+    "attention_dropout",
+    "mlp_bias",
+)
+
+
+def published(model, path, **load):
+    """`model` saved as a round is saved, loaded back by plain transformers (what a user gets)."""
+    from si_hf.store import save_checkpoint
+
+    save_checkpoint(model, TOKENIZER, path)
+    return AutoModelForCausalLM.from_pretrained(path, **load)
+
+
+def packed_batch():
+    """A padding-free training batch of the project's collator: examples packed into rows, their
+    position_ids restarting at 0, no attention mask."""
+    from si_hf.collator import PromptCompletionCollator
+
+    examples = [{"prompt": f"{n}=", "completion": f"{n}"} for n in ("12", "3456", "7", "89012", "345", "6")]
+    batch = PromptCompletionCollator(TOKENIZER, pack_length=24)(examples)
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] < len(examples)
+    return batch
+
+
+def test_nope_config_maps_onto_smollm3_with_nothing_else_changed():
+    config = tiny_config(VOCAB, rms_norm_eps=1e-5, attention_dropout=0.1, max_position_embeddings=1234)
+    native = native_config(config)
+    assert type(native) is SmolLM3Config
+    # SmolLM3's only departures from Llama, switched off: every layer NoPE, no sliding window
+    assert native.no_rope_layers == [0, 0] and native.layer_types == ["full_attention"] * 2
+    assert native.use_sliding_window is False and native.sliding_window is None
+    assert {k: getattr(native, k) for k in SHARED_FIELDS} == {k: getattr(config, k) for k in SHARED_FIELDS}
+    assert not hasattr(native, "head_dim")  # SmolLM3 derives hidden_size // num_attention_heads
+    assert native_config(tiny_config(VOCAB, head_dim=16)).head_dim == 16  # kept when it differs
+    back = si_llama_config(native)
+    assert type(back) is SILlamaConfig and back.to_dict() == config.to_dict()
+    assert si_llama_config(config) is config
+    # RoPE is plain Llama
+    rope = tiny_config(VOCAB, position_encoding="rope")
+    assert type(native_config(rope)) is LlamaConfig
+    assert {k: v for k, v in native_config(rope).to_dict().items() if k != "model_type"} == {
+        k: v for k, v in rope.to_dict().items() if k not in ("model_type", "position_encoding")
+    }
+    # only an all-NoPE SmolLM3 without sliding window is an SI-Llama
+    small = dict(vocab_size=VOCAB, num_hidden_layers=2, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    assert si_llama_config(SmolLM3Config(**small, no_rope_layers=[0, 1])) is None
+    sliding = SmolLM3Config(**small, no_rope_layers=[0, 0], use_sliding_window=True, sliding_window=4)
+    assert si_llama_config(sliding) is None
+    assert si_llama_config(LlamaConfig()) is None
+    with pytest.raises(ValueError, match="pretraining_tp=2"):
+        native_config(tiny_config(VOCAB, pretraining_tp=2))
+    with pytest.raises(TypeError, match="LlamaConfig"):
+        native_config(LlamaConfig())
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_published_nope_round_is_the_same_model(tmp_path, attn):
+    """Plain transformers loads a NoPE round as SmolLM3ForCausalLM, and it computes exactly what the
+    SI-Llama it was saved from computes: padded and packed batches, KV-cache greedy decoding, the
+    labels of `si_hf.labeling.label`, and training steps (gradients, AdamW updates)."""
+    from si_hf.labeling import label
+    from si_hf.tasks import get_task
+
+    ours = tiny_model(seed=11, initializer_range=0.3, attn_implementation=attn)
+    theirs = published(ours, tmp_path, attn_implementation=attn).eval()
+    assert type(theirs) is SmolLM3ForCausalLM and theirs.config._attn_implementation == attn
+    layers = theirs.model.layers
+    assert all(not layer.self_attn.use_rope and layer.self_attn.sliding_window is None for layer in layers)
+
+    ids, mask, packed = random_ids(3, 10), torch.ones(3, 10, dtype=torch.long), packed_batch()
+    mask[0, :4] = 0  # left padding
+    with torch.no_grad():
+        assert torch.equal(ours(ids, attention_mask=mask).logits, theirs(ids, attention_mask=mask).logits)
+        # without a cache transformers builds the block-diagonal mask of the packed rows
+        a, b = ours(**packed, use_cache=False), theirs(**packed, use_cache=False)
+        assert torch.equal(a.logits, b.logits) and torch.equal(a.loss, b.loss)
+    kwargs = dict(max_new_tokens=8, do_sample=False, eos_token_id=None, pad_token_id=TOKENIZER.pad_token_id)
+    kwargs |= dict(use_cache=True, output_scores=True, return_dict_in_generate=True)
+    a, b = (
+        ours.generate(ids, attention_mask=mask, **kwargs),
+        theirs.generate(ids, attention_mask=mask, **kwargs),
+    )
+    assert torch.equal(a.sequences, b.sequences)
+    assert all(torch.equal(x, y) for x, y in zip(a.scores, b.scores, strict=True))
+    task, prompts = get_task("copy"), ["12=", "345678=", "9=", "1029384756="]
+    labels = label(ours, TOKENIZER, task, prompts, batch_size=3, progress=False)
+    assert label(theirs, TOKENIZER, task, prompts, batch_size=3, progress=False) == labels
+    assert len({p.text for p in labels}) > 1, "a model that answers everything alike proves little"
+
+    losses = {}
+    for name, model in (("ours", ours), ("theirs", theirs)):
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        losses[name] = []
+        for _ in range(2):
+            loss = model(**packed, use_cache=False).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses[name].append(loss.item())
+    assert losses["ours"] == losses["theirs"] and losses["ours"][0] != losses["ours"][1]
+    sa, sb = ours.state_dict(), theirs.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_lora_finds_the_same_modules_in_a_published_nope_round(tmp_path):
+    """peft targets modules by name: SmolLM3 and SI-Llama get the same adapters, which train and
+    merge to the same weights."""
+    from si_hf.modeling import add_lora, merge_lora
+
+    ours = tiny_model(seed=12, initializer_range=0.3)
+    theirs = published(ours, tmp_path)
+    lora_args = args(use_peft=True, lora_r=2, lora_alpha=4, lora_dropout=0.0)
+    a, b = add_lora(copy.deepcopy(ours), lora_args, seed=3), add_lora(theirs, lora_args, seed=3)
+    trainable = [{n for n, p in m.named_parameters() if p.requires_grad} for m in (a, b)]
+    assert trainable[0] == trainable[1] and any("q_proj.lora_A" in n for n in trainable[0])
+    batch = packed_batch()
+    for model in (a, b):
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        for _ in range(2):
+            model(**batch, use_cache=False).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    sa, sb = merge_lora(a).state_dict(), merge_lora(b).state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(
+        sa["model.layers.0.self_attn.q_proj.weight"],
+        ours.state_dict()["model.layers.0.self_attn.q_proj.weight"],
+    )
+
+
+@pytest.mark.parametrize("position_encoding", ["nope", "rope"])
+def test_published_round_reloads_into_si_hf_and_saves_identically(tmp_path, position_encoding):
+    """si_hf reloads a round as the class it trains (NoPE: SILlamaForCausalLM, RoPE: Llama, which
+    SI-Llama with RoPE is), and publishing the reloaded model writes the same bytes: a resumed run's
+    rounds equal an uninterrupted run's."""
+    from si_hf.store import save_checkpoint
+
+    model, ids = tiny_model(position_encoding, seed=13, attn_implementation="eager"), random_ids(2, 6)
+    first, second = tmp_path / "first", tmp_path / "second"
+    save_checkpoint(model, TOKENIZER, first)
+    config = json.loads((first / "config.json").read_text())
+    native = {"nope": "SmolLM3ForCausalLM", "rope": "LlamaForCausalLM"}[position_encoding]
+    assert config["architectures"] == [native] and "auto_map" not in config
+    assert type(AutoModelForCausalLM.from_pretrained(first)).__name__ == native
+    assert not list(first.glob("*.py"))
+    loaded = load_checkpoint(str(first), attn_implementation="eager")
+    expected = SILlamaForCausalLM if position_encoding == "nope" else LlamaForCausalLM
+    assert type(loaded) is expected and loaded.config._attn_implementation == "eager"
+    assert getattr(loaded.config, "position_encoding", "rope") == position_encoding
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded.eval()(ids).logits)
+        # the in-memory conversion runs too (its rotary tables, not in the state dict, are rebuilt)
+        assert torch.equal(model(ids).logits, to_native(model)(ids).logits)
+    save_checkpoint(loaded, TOKENIZER, second)
+    assert sorted(os.listdir(first)) == sorted(os.listdir(second))
+    for name in os.listdir(first):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    # a round as a pretrained model keeps its position encoding
+    pretrained = build_model(args(model_name_or_path=str(first)), TOKENIZER)
+    assert getattr(pretrained.config, "position_encoding", "rope") == position_encoding
+    other = {"nope": "rope", "rope": "nope"}[position_encoding]
+    with pytest.raises(ValueError, match=f"position_encoding='{other}' but"):
+        build_model(args(model_name_or_path=str(first), position_encoding=other), TOKENIZER)
+
+
+def test_rounds_saved_as_si_llama_still_load_into_si_hf(tmp_path):
+    """Output directories written before rounds were native hold si_llama checkpoints with auto_map:
+    si_hf loads them with its own class, no remote code."""
+    model, ids = tiny_model(seed=14), random_ids(2, 6)
+    model.save_pretrained(tmp_path)
+    assert "auto_map" in json.loads((tmp_path / "config.json").read_text())
+    loaded = load_checkpoint(str(tmp_path))
+    assert type(loaded) is SILlamaForCausalLM
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded.eval()(ids).logits)
 
 
 # --- build_model ---

@@ -100,11 +100,12 @@ def test_string_task_two_rounds_and_continue(tmp_path):
     assert {task.difficulty_of(p) for p in ds2["prompt"]} <= {6}
     summary = json.loads((out / "metrics.json").read_text())
     assert [m["round"] for m in summary] == [0, 1, 2]
-    # the round-1 model is a real checkpoint that from_pretrained loads
-    from transformers import AutoModelForCausalLM
+    # the round-1 model is a native transformers checkpoint (a NoPE SI-Llama is a SmolLM3 with every
+    # layer NoPE) that from_pretrained loads without remote code
+    from transformers import AutoModelForCausalLM, SmolLM3ForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(out / "rounds/round-001/member-0/model")
-    assert model.config.model_type == "si_llama"
+    assert type(model) is SmolLM3ForCausalLM and model.config.no_rope_layers == [0, 0]
 
 
 def test_arithmetic_with_length_filter(tmp_path):
@@ -265,6 +266,58 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     db = round_dataset(b, 1)
     assert da.to_dict() == db.to_dict()
     assert not (b / "work" / "round-001").exists()  # staging is cleaned once the round is published
+
+
+def test_resume_mid_round_from_checkpoint_matches_uninterrupted_run(tmp_path):
+    """save_steps: a run SIGKILLed in the middle of round 1's training, once a checkpoint exists, resumes
+    from it: the same weights, labels and metrics as an uninterrupted run, but for train_loss (Trainer's
+    mean over the steps run after the resume) and the timings, and the same TensorBoard curves once the
+    killed attempt's tail is purged."""
+    from test_tracking import scalars
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    common = {
+        "task": "copy",
+        "d0": "4",
+        "filters": ["length"],
+        "num_rounds": 1,
+        "round_max_steps": 40,
+        "round_decay_steps": 10,
+        "save_steps": 10,
+        "logging_steps": 5,
+        "report_to": "tensorboard",
+    }
+    ref = write_config(tmp_path / "a", **common)
+    main(["--config", str(ref)])
+
+    crashed = write_config(tmp_path / "b", **common)
+    _run_killed_when(crashed, "work/round-001/member-0/trainer/checkpoint-*/trainer_state.json")
+    out = run_dir(crashed)
+    assert sorted(p.name for p in (out / "rounds").iterdir() if not p.name.startswith(".")) == ["round-000"]
+    main(["--config", str(crashed)])
+
+    a, b = run_dir(ref), out
+    for r in (0, 1):
+        sa = load_file(str(a / f"rounds/round-{r:03d}/member-0/model/model.safetensors"))
+        sb = load_file(str(b / f"rounds/round-{r:03d}/member-0/model/model.safetensors"))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        ma = json.loads((a / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
+        mb = json.loads((b / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
+        differ = {"train_seconds", "label_seconds", "label_examples_per_second", "train_loss"}
+        differ.add("train_resumed_from_step")
+        assert {k: v for k, v in ma.items() if k not in differ} == {
+            k: v for k, v in mb.items() if k not in differ
+        }
+    assert ma["train_resumed_from_step"] == 0 and mb["train_resumed_from_step"] in (10, 20, 30)
+    assert round_dataset(a, 1).to_dict() == round_dataset(b, 1).to_dict()
+    assert not (b / "work").exists()  # the checkpoints went with the published round's work dir
+    ta, tb = scalars(a / "runs" / "member-0"), scalars(b / "runs" / "member-0")
+    assert [s for s, _ in tb["train/loss"]] == list(range(5, 61, 5))
+    assert tb["train/loss"] == ta["train/loss"]
+    assert {k: v for k, v in tb.items() if k.startswith("eval/")} == {
+        k: v for k, v in ta.items() if k.startswith("eval/")
+    }
 
 
 def test_pretrained_llama_with_lora(tmp_path):

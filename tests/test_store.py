@@ -7,11 +7,11 @@ import textwrap
 import datasets
 import pytest
 import torch
+from huggingface_hub import DatasetCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from si_hf.modeling import SILlamaForCausalLM
 from si_hf.modeling.presets import tiny_config
-from si_hf.report import split_front_matter
 from si_hf.store import COLUMNS, open_store, resolve_resume
 
 torch.set_num_threads(1)
@@ -75,11 +75,18 @@ def test_publish_rounds_and_load_back_with_standard_libraries(tmp_path, tokenize
         assert_same_weights(model, AutoModelForCausalLM.from_pretrained(store.model_path(r)))
         assert store.metrics(r) == metrics
         assert json.load(open(os.path.join(store.model_path(r), "metrics.json"))) == metrics
-        meta, body = split_front_matter(open(os.path.join(path, "dataset", "README.md")).read())
-        assert "copy" in meta["tags"] and f"round {r}" in body
+        card = DatasetCard.load(os.path.join(path, "dataset", "README.md"))
+        assert "copy" in card.data.tags and f"round {r}" in card.text
     model_dir = store.model_path(2)
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    assert "AutoModelForCausalLM" in config["auto_map"]
+    # a native SmolLM3 checkpoint: every layer NoPE, no remote code
+    assert config["model_type"] == "smollm3" and config["architectures"] == ["SmolLM3ForCausalLM"]
+    assert config["no_rope_layers"] == [0, 0] and "auto_map" not in config
+    assert not [f for f in os.listdir(model_dir) if f.endswith(".py")]
+    assert type(AutoModelForCausalLM.from_pretrained(model_dir)).__name__ == "SmolLM3ForCausalLM"
+    # si_hf itself reloads it as the class it trains
+    assert type(store.load_model(2)) is SILlamaForCausalLM
+    assert_same_weights(published[2][0], store.load_model(2))
     assert os.path.exists(os.path.join(model_dir, "generation_config.json"))
     tok = AutoTokenizer.from_pretrained(model_dir)
     assert tok("12+3=")["input_ids"] == tokenizer("12+3=")["input_ids"]
@@ -117,16 +124,24 @@ def test_bad_input_raises_before_writing(tmp_path, tokenizer):
     assert store.completed_rounds() == [] and not list((tmp_path / "rounds").glob("round-*/*"))
 
 
-class ExplodingModel(SILlamaForCausalLM):
-    def save_pretrained(self, *args, **kwargs):
+def exploding_tokenizer():
+    """The char tokenizer, failing to save: the round's model files are already written by then."""
+    from si_hf.tokenization import get_tokenizer
+
+    tok = get_tokenizer("char")
+
+    def save_pretrained(*args, **kwargs):
         raise OSError("disk full")
+
+    tok.save_pretrained = save_pretrained
+    return tok
 
 
 def test_failed_write_leaves_previous_round_and_no_partial_round(tmp_path, tokenizer):
     store = open_store(tmp_path)
     model0, _, _ = publish(store, tokenizer, 0)
     with pytest.raises(OSError, match="disk full"):
-        publish(store, tokenizer, 1, model=ExplodingModel(tiny_config(len(tokenizer))))
+        publish(store, exploding_tokenizer(), 1)
     assert store.completed_rounds() == [0]
     assert not list((tmp_path / "rounds").glob("round-*/.tmp-*"))
     assert_same_weights(model0, AutoModelForCausalLM.from_pretrained(store.model_path(0)))
@@ -135,22 +150,23 @@ def test_failed_write_leaves_previous_round_and_no_partial_round(tmp_path, token
 def test_killed_process_mid_write_is_invisible_and_cleaned_on_reopen(tmp_path, tokenizer):
     store = open_store(tmp_path)
     model0, _, _ = publish(store, tokenizer, 0)
-    # A real crash (no cleanup code runs): the process dies while the model is being written.
+    # A real crash (no cleanup code runs): the process dies while the checkpoint is being written
+    # (weights and config written, the tokenizer file half).
     script = textwrap.dedent(
         f"""
         import os, sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_store import SILlamaForCausalLM, tiny_config, open_store, make_rows
+        from test_store import make_model, open_store, make_rows
         from si_hf.tokenization import get_tokenizer
 
-        class Dies(SILlamaForCausalLM):
-            def save_pretrained(self, path, *a, **k):
-                os.makedirs(path)
-                open(os.path.join(path, "config.json"), "w").write("{{")
-                os._exit(9)
+        def dies(path, *a, **k):
+            open(os.path.join(path, "tokenizer.json"), "w").write("{{")
+            os._exit(9)
 
         tok = get_tokenizer("char")
-        open_store({str(tmp_path)!r}).publish_round(1, 0, dataset=make_rows(1), model=Dies(tiny_config(len(tok))),
+        model = make_model(tok, 1)
+        tok.save_pretrained = dies
+        open_store({str(tmp_path)!r}).publish_round(1, 0, dataset=make_rows(1), model=model,
                                                      tokenizer=tok, metrics={{"accuracy": {{}}}}, info={{}})
         """
     )
@@ -234,3 +250,53 @@ def test_staged_labels_reload_even_when_a_round_kept_none(tmp_path):
     assert ds["prompt"] == rows["prompt"] and info == {"n_kept": len(rows)}
     local.clear_work(1, 2)
     assert local.staged_labels(1, 2) is None and not (tmp_path / "work").exists()
+
+
+def test_a_round_loads_quietly_where_si_hf_is_not_installed(tmp_path, tokenizer):
+    """A published round's model/ loads with plain transformers' Auto classes and says nothing: no
+    trust_remote_code, no remote-code prompt (stdin is closed, so one would fail the load), no warning,
+    and the same token ids, logits and greedy generation as the model saved."""
+    from si_hf.store import save_checkpoint
+
+    model, path = make_model(tokenizer, seed=5).eval(), tmp_path / "model"
+    save_checkpoint(model, tokenizer, path)
+    assert not list(path.glob("*.py")) and "auto_map" not in json.loads((path / "config.json").read_text())
+    prompts = ["12+34=", "7+8="]
+    script = textwrap.dedent(f"""
+        import json, sys, warnings
+        sys.modules["si_hf"] = None  # the package is installed editable: make any import of it fail
+        warnings.simplefilter("always")  # every Python warning reaches stderr
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        transformers.utils.logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained({str(path)!r})
+        model = AutoModelForCausalLM.from_pretrained({str(path)!r}).eval()
+        ids = tokenizer({prompts!r}, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**ids).logits
+            greedy = model.generate(ids["input_ids"][:1], max_new_tokens=6, do_sample=False)
+        print(json.dumps({{"ids": ids["input_ids"].tolist(), "logits": logits.tolist(), "greedy": greedy.tolist(),
+                          "classes": [type(tokenizer).__name__, type(model).__name__]}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == ""
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["classes"] == ["TokenizersBackend", "SmolLM3ForCausalLM"]
+    ids = tokenizer(prompts, padding=True, return_tensors="pt")
+    assert out["ids"] == ids["input_ids"].tolist()
+    with torch.no_grad():
+        assert torch.equal(torch.tensor(out["logits"]), model(**ids).logits)
+        greedy = model.generate(ids["input_ids"][:1], max_new_tokens=6, do_sample=False)
+    assert out["greedy"] == greedy.tolist()

@@ -38,6 +38,13 @@ def test_round_training_args(tmp_path):
     assert (r2.seed, r2.max_steps, r2.learning_rate) == (5, 7, 2e-4)
     assert r2.lr_scheduler_kwargs == {"a": 1, "num_decay_steps": 5}
     assert r2.accelerator_config.dispatch_batches is False and r2.push_to_hub is False
+    # no checkpoints unless save_steps asks for them; the run's trackers, not the Trainer's own
+    assert (r2.save_strategy, r2.report_to, r2.run_name) == ("no", [], str(tmp_path))
+    saving = SITrainingArguments(output_dir=str(tmp_path), save_steps=0.25, report_to="tensorboard")
+    voting = SelfImproveArguments(num_members=3)
+    r1 = round_training_args(saving, voting, 1, 2, "w1", {"bf16": False, "fp16": False})
+    assert (r1.save_strategy, r1.save_steps, r1.save_total_limit) == ("steps", 0.25, 1)
+    assert (r1.report_to, r1.run_name) == ([], f"{tmp_path}/member-2")
     assert precision_overrides("fp32") == {"bf16": False, "fp16": False}
 
 
@@ -66,7 +73,8 @@ def test_training_mix_leaves_near_empty_rounds_out(caplog):
     [
         ("push_to_hub", True, "hub_model_id"),
         ("resume_from_checkpoint", "ckpt", "rerun the same command"),
-        ("save_strategy", "steps", "rounds are the checkpoints"),
+        ("save_strategy", "epoch", "set save_steps: N"),
+        ("save_only_model", True, "needs the optimizer"),
         ("bf16", True, "precision: bf16"),
         ("fp16", True, "fp16 is not supported"),
     ],
@@ -76,6 +84,24 @@ def test_training_arguments_the_loop_sets_itself_are_refused(tmp_path, field, va
         check_training_arguments(
             SITrainingArguments(output_dir=str(tmp_path), use_cpu=True, **{field: value})
         )
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, True])
+def test_save_steps_must_be_a_cadence(tmp_path, steps):
+    args = SITrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    args.save_steps = steps
+    with pytest.raises(
+        ValueError, match=f"save_steps={steps!r}: expected 0 .* an int >= 1 .* a float in \\(0, 1\\)"
+    ):
+        check_training_arguments(args)
+
+
+def test_save_strategy_steps_needs_save_steps(tmp_path):
+    check_training_arguments(
+        SITrainingArguments(output_dir=str(tmp_path), save_strategy="steps", save_steps=50)
+    )
+    with pytest.raises(ValueError, match="save_strategy='steps' with save_steps=0"):
+        check_training_arguments(SITrainingArguments(output_dir=str(tmp_path), save_strategy="steps"))
 
 
 def test_precision_bf16_reaches_the_round_arguments(tmp_path):

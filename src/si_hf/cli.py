@@ -2,7 +2,8 @@
 
 `si-hf run` is `recipes/run_round.py` (the documented entry of the recipes), also under
 `accelerate launch --config_file ... -m si_hf.cli run ...`; `si-hf compare A B` checks that two runs
-published the same rounds (labels, weights, metrics; timings aside).
+published the same rounds (labels, weights, metrics; timings aside); `si-hf report OUTPUT_DIR
+[--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.report`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 COMMANDS = {
     "run": "run self-improvement rounds from a YAML recipe (same flags as recipes/run_round.py)",
     "compare": "compare two output directories round by round (exit 1 on any difference)",
+    "report": "write a markdown report with PNG figures of a run (OUTPUT_DIR [--output_dir DIR])",
 }
 
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         from si_hf.compare import main as compare_main
 
         return compare_main(rest)
+    if command == "report":
+        from si_hf.report import main as report_main
+
+        return report_main(rest)
     print(
         f"si-hf: unknown command {command!r}; expected one of {list(COMMANDS)}\n\n{_usage()}", file=sys.stderr
     )

@@ -336,7 +336,19 @@ class SITrainingArguments(TrainingArguments):
     )
     adam_epsilon: float = field(default=1e-12, metadata={"help": "AdamW epsilon (paper: 1e-12)."})
     weight_decay: float = field(default=0.1, metadata={"help": "Paper 0.1; authors' code 0.01."})
-    save_strategy: str = field(default="no", metadata={"help": "Rounds are the checkpoints; see the store."})
+    save_strategy: str = field(
+        default="no",
+        metadata={"help": "Set by the round loop from save_steps (steps when save_steps > 0, else no)."},
+    )
+    save_steps: float = field(
+        default=0,
+        metadata={
+            "help": "In-round checkpoints: a Trainer checkpoint every N optimizer steps of every round (a float "
+            "in (0, 1): that fraction of the round's steps), kept under output_dir/work/ until the round is "
+            "published; a rerun after a crash resumes the round from the latest. 0 = none (a crash "
+            "restarts the round's training)."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "The collator reads string columns."}
     )
@@ -354,12 +366,18 @@ def check_training_arguments(args: TrainingArguments) -> None:
         ),
         "resume_from_checkpoint": (
             args.resume_from_checkpoint is not None,
-            "rerun the same command to continue a run (it resumes from its last round and staged "
-            "labels); --resume_from starts from another run's round",
+            "rerun the same command: the run resumes from its last round, its staged labels and the last "
+            "in-round checkpoint by itself (save_steps sets how often one is saved); --resume_from starts "
+            "from another run's round",
         ),
         "save_strategy": (
-            str(getattr(args.save_strategy, "value", args.save_strategy)) != "no",
-            "rounds are the checkpoints: each round is published atomically to output_dir/rounds",
+            str(getattr(args.save_strategy, "value", args.save_strategy)) not in ("no", "steps"),
+            "set save_steps: N for an in-round checkpoint every N optimizer steps (the round loop sets "
+            "save_strategy from it)",
+        ),
+        "save_only_model": (
+            bool(args.save_only_model),
+            "in-round checkpoints exist to resume a round, which needs the optimizer, scheduler and RNG states",
         ),
         "bf16": (bool(args.bf16), "set precision: bf16 (precision: auto picks bf16 on a GPU)"),
         "fp16": (bool(args.fp16), "fp16 is not supported; set precision: bf16 or fp32"),
@@ -372,6 +390,16 @@ def check_training_arguments(args: TrainingArguments) -> None:
         if is_set:
             shown = "<hidden>" if name == "hub_token" else repr(getattr(args, name))
             raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
+    steps = args.save_steps
+    if isinstance(steps, bool) or not (steps == 0 or 0 < steps < 1 or (steps >= 1 and steps == int(steps))):
+        raise ValueError(
+            f"save_steps={steps!r}: expected 0 (no in-round checkpoint), an int >= 1 (a checkpoint every N "
+            "optimizer steps) or a float in (0, 1) (that fraction of each round's steps)"
+        )
+    if steps == 0 and str(getattr(args.save_strategy, "value", args.save_strategy)) == "steps":
+        raise ValueError(
+            "save_strategy='steps' with save_steps=0: set save_steps: N (> 0) for in-round checkpoints"
+        )
 
 
 # What defines an experiment: a store continued with another value of one of these would mix two

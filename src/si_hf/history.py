@@ -68,12 +68,12 @@ class RoundHistory:
 
     def load_model(self, r: int, member: int, *, device, attn_implementation: str | None = None):
         """The checkpoint of round r on `device`: the same device and dtype as a model that stayed in
-        memory, so labels do not depend on resuming."""
-        from transformers import AutoModelForCausalLM
+        memory, so labels do not depend on resuming. A NoPE round comes back as the SILlamaForCausalLM
+        it was trained as (it is published as SmolLM3)."""
+        from si_hf.modeling import load_checkpoint
 
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        path = self.model_path(r, member)
-        return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **kwargs).to(device)
+        return load_checkpoint(self.model_path(r, member), **kwargs).to(device)
 
     def dataset(self, r: int, member: int = 0):
         """The kept labels of round r >= 1 (read once, then kept: rounds are immutable)."""

@@ -1,93 +1,204 @@
-"""Model and dataset cards: markdown with YAML front matter, as the Hub and `datasets` read them."""
+"""`si-hf report OUTPUT_DIR [--output_dir DIR]`: a markdown report and PNG figures of a run.
+
+Reads only what the store writes (`metrics.json`, the markers under `rounds/`) and writes into DIR
+(default `OUTPUT_DIR/report`):
+
+    report.md                  summary, figures, tables, how to load the final model and a round's data
+    heatmap.png                exact match per round x difficulty, D_0 boxed (paper figures 1, 3, 5, 6, 11)
+    grid.png                   multiplication: exact match over n x m after the last round (figures 7, 34)
+    data_accuracy.png          data accuracy of each round's kept labels (section 7.1)
+    data_vs_next.png           data accuracy of D_r against M_r's exact match one level further (figure 12)
+    *-member-<m>.png           majority-vote runs: the same per member (the unsuffixed figures show the mean)
+"""
 
 from __future__ import annotations
 
-import re
+import argparse
+import sys
+from pathlib import Path
 
-import yaml
+from si_hf import figures
+from si_hf.results import RunResults, markdown_table
 
-from si_hf.tasks import difficulty_sort_key
-
-TAGS = ["si-hf", "self-improvement", "length-generalization"]
-
-
-def split_front_matter(text: str) -> tuple[dict, str]:
-    """(metadata, body) of a card; metadata is {} when the card has no front matter."""
-    m = re.match(r"^---\n(.*?\n)?---\n?(.*)$", text, re.S)
-    if not m:
-        return {}, text
-    meta = yaml.safe_load(m[1] or "") or {}
-    if not isinstance(meta, dict):
-        raise ValueError(f"card front matter must be a YAML mapping, got {type(meta).__name__}")
-    return meta, m[2]
+REPORT = "report.md"
 
 
-def join_front_matter(meta: dict, body: str) -> str:
-    return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n{body.lstrip()}"
-
-
-def _require_round(info: dict) -> None:
-    if not isinstance(info, dict) or not isinstance(info.get("round"), int):
-        raise ValueError(f"info must be a dict with an int 'round', got {info!r:.200}")
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value)
-
-
-def dataset_card(info: dict) -> str:
-    """Card of one round's self-labelled dataset: task, round, generating model, filter, counts."""
-    _require_round(info)
-    task, r = info.get("task", "unknown"), info["round"]
-    meta = {
-        "pretty_name": f"si-hf {task} round {r}",
-        "tags": TAGS + [str(task)],
-        "task_categories": ["text-generation"],
-    }
-    rows = [
-        ("task", task),
-        ("round", r),
-        ("member", info.get("member", 0)),
-        ("generating model", info.get("generated_by", info.get("generating_model"))),
-        ("filter", info.get("filter")),
-        ("prompts labelled", info.get("n_generated")),
-        ("labels kept", info.get("n_kept")),
-        ("data accuracy (kept labels vs. oracle)", info.get("data_accuracy")),
-    ]
-    table = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
-    body = (
-        f"# si-hf {task}: self-labelled data of round {r}\n\n"
-        "Prompts labelled by the previous round's model (no ground truth), kept by the filter below. "
-        "Columns: prompt, completion (the model's label), difficulty, round, generated_by, filter, votes, "
-        "oracle_correct (for analysis only: never used to filter; the verifier filter checks move and end validity, not this).\n\n"
-        f"| | |\n|---|---|\n{table}\n"
+def run_heatmap(results: RunResults, path, *, member: int | None = None, title: str | None = None) -> Path:
+    """The round x difficulty heatmap of one member, or of the members' mean (member=None)."""
+    multi = len(results.members) > 1
+    who = ("mean over members" if member is None else f"member {member}") if multi else ""
+    title = title or f"{results.task}: exact match per round and difficulty" + (f" ({who})" if who else "")
+    return figures.heatmap(
+        results.accuracy(member), results.keys(), path, supervised=results.supervised, title=title
     )
-    return join_front_matter(meta, body)
 
 
-def accuracy_table(metrics: dict) -> str:
-    """Markdown table of metrics["accuracy"] = {difficulty_key: float}, in numeric difficulty order."""
-    acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    if not isinstance(acc, dict):
-        raise ValueError(f"metrics must hold 'accuracy': {{difficulty_key: float}}, got {metrics!r:.200}")
-    lines = ["| difficulty | exact match |", "|---|---|"]
-    lines += [f"| {k} | {float(acc[k]):.4f} |" for k in sorted(acc, key=difficulty_sort_key)]
+def _suffix(member: int | None) -> str:
+    return "" if member is None else f"-member-{member}"
+
+
+def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
+    """Every figure of the report; {figure kind: [paths]} (the mean first, then each member)."""
+    multi = len(results.members) > 1
+    # one member: its own figures; k members: the mean unsuffixed, then each member
+    views = [None, *results.members] if multi else results.members
+    made: dict[str, list[Path]] = {"heatmap": [], "grid": [], "data_accuracy": [], "data_vs_next": []}
+    for v in views:
+        suffix = _suffix(v) if multi else ""
+        name = (" (mean)" if v is None else f" (member {v})") if multi else ""
+        made["heatmap"].append(run_heatmap(results, out / f"heatmap{suffix}.png", member=v))
+        last = results.rounds[-1]
+        if results.is_grid() and last in results.accuracy(v):
+            made["grid"].append(
+                figures.grid(
+                    results.accuracy(v)[last],
+                    out / f"grid{suffix}.png",
+                    supervised=results.supervised,
+                    title=f"{results.task}: exact match after round {last}{name}",
+                )
+            )
+    label = {m: f"member {m}" if multi else results.task for m in results.members}
+    data = {label[m]: results.data_accuracy(m) for m in results.members}
+    points = {label[m]: results.data_vs_next(m) for m in results.members}
+    if len(results.members) > 1:
+        data["mean"], points["mean"] = results.data_accuracy(), results.data_vs_next()
+    if any(data.values()):
+        made["data_accuracy"].append(
+            figures.lines(
+                data,
+                out / "data_accuracy.png",
+                title=f"{results.task}: accuracy of the kept self-labels per round",
+                ylabel="data accuracy (kept labels correct)",
+            )
+        )
+    if any(points.values()):
+        made["data_vs_next"].append(
+            figures.scatter(
+                points,
+                out / "data_vs_next.png",
+                title=f"{results.task}: data accuracy vs. next-level exact match",
+                xlabel="data accuracy of D_r (labels of round r)",
+                ylabel="exact match of M_r one level past D_r",
+            )
+        )
+    return made
+
+
+def loading_lines(results: RunResults) -> list[str]:
+    """How to load the final model and the last round's dataset, locally and (when pushed) from the Hub."""
+    root, last = Path(results.source), results.rounds[-1]
+    m = results.members[0]
+    folder = root / "rounds" / f"round-{last:03d}" / f"member-{m}"
+    lines = [
+        "from transformers import AutoModelForCausalLM",
+        f'model = AutoModelForCausalLM.from_pretrained("{folder / "model"}")',
+    ]
+    data_round = max((r for r in results.rounds if r > 0), default=None)
+    if data_round is not None:
+        data_dir = root / "rounds" / f"round-{data_round:03d}" / f"member-{m}" / "dataset"
+        lines += ["from datasets import load_dataset", f'labels = load_dataset("{data_dir}", split="train")']
+    record = results.record(last, m)
+    cfg = (record.info if record else {}).get("config") or {}
+    model_repo = (cfg.get("training") or {}).get("hub_model_id")
+    data_repo = (cfg.get("self_improve") or {}).get("hub_dataset_id")
+    k = len(results.members)
+    if model_repo:
+        sub = f', subfolder="member-{m}"' if k > 1 else ""
+        lines.append(
+            f'# or from the Hub: AutoModelForCausalLM.from_pretrained("{model_repo}", revision="round-{last}"'
+            f"{sub})"
+        )
+    if data_repo and data_round is not None:
+        config = f'"member-{m}", ' if k > 1 else ""
+        lines.append(
+            f'# or from the Hub: load_dataset("{data_repo}", {config}revision="round-{data_round}", split="train")'
+        )
+    return lines
+
+
+def _label_table(results: RunResults, member: int) -> str:
+    lines = ["| round | labelled levels | prompts labelled | labels kept | kept fraction | data accuracy |"]
+    lines.append("|---|---|---|---|---|---|")
+    for row in results.label_rows(member):
+        cells = [row["round"], ", ".join(row["levels"]), row["n_generated"], row["n_kept"]]
+        cells += [row["kept_fraction"], row["data_accuracy"]]
+        lines.append("| " + " | ".join(f"{c:.4f}" if isinstance(c, float) else str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
-def model_card(info: dict, metrics: dict) -> str:
-    """Card of one round's checkpoint with the per-difficulty accuracy table."""
-    _require_round(info)
-    task, r = info.get("task", "unknown"), info["round"]
-    meta = {"library_name": "transformers", "pipeline_tag": "text-generation", "tags": TAGS + [str(task)]}
-    counts = {k: v for k, v in metrics.items() if k != "accuracy" and isinstance(v, int | float | str)}
-    extra = "".join(f"- {k}: {_fmt(v)}\n" for k, v in counts.items())
-    body = (
-        f"# si-hf {task}: model after round {r}\n\n"
-        f"Member {info.get('member', 0)}; trained on D_0 and the self-labelled rounds 1..{r}. "
-        "Load with `AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` "
-        "and `AutoTokenizer.from_pretrained(path)`.\n\n"
-        f"## Exact-match accuracy per difficulty\n\n{accuracy_table(metrics)}\n"
-        + (f"\n{extra}" if extra else "")
+def _figure_lines(paths: list[Path], caption: str) -> str:
+    return "".join(
+        f"![{caption}{'' if i == 0 else f' ({p.stem})'}]({p.name})\n\n" for i, p in enumerate(paths)
     )
-    return join_front_matter(meta, body)
+
+
+def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
+    k, keys = len(results.members), results.keys()
+    mean = f", mean over {k} members" if k > 1 else ""
+    parts = [
+        f"# si-hf report: {results.task}\n",
+        f"- run: `{results.source}`\n- rounds: {results.rounds[0]}..{results.rounds[-1]}"
+        f"\n- members: {k}\n- supervised range D_0: {', '.join(results.supervised) or 'n/a'}\n",
+        f"## Exact match per round and difficulty{mean}\n",
+        "Rows are rounds (round 0 is trained on D_0 only), columns difficulties; the dashed box marks "
+        "D_0, grey cells were not evaluated (paper figures 1, 3, 5, 6, 11).\n",
+        _figure_lines(made["heatmap"], "exact match per round and difficulty"),
+        f"`*`: supervised (D_0); cells in %.\n\n{markdown_table(results.accuracy(), keys, results.supervised)}\n",
+    ]
+    if made["grid"]:
+        parts += [
+            f"## n x m after round {results.rounds[-1]}\n",
+            "Exact match per digit pair (paper figures 7, 34).\n",
+            _figure_lines(made["grid"], "exact match over n x m"),
+        ]
+    parts.append("## Self-labelled data\n")
+    parts += [
+        (f"Member {m}:\n\n" if k > 1 else "") + _label_table(results, m) + "\n" for m in results.members
+    ]
+    parts.append(_figure_lines(made["data_accuracy"], "data accuracy per round"))
+    if made["data_vs_next"]:
+        parts.append(
+            "Each point is round r: x is the accuracy of the labels D_r kept (written by M_(r-1)), y the "
+            "exact match of M_r, trained on them, one level further (paper figure 12: points below "
+            "y = x are rounds whose label errors cost the next level).\n\n"
+        )
+        parts.append(_figure_lines(made["data_vs_next"], "data accuracy vs. next-level exact match"))
+    parts.append("## Loading\n\n```python\n" + "\n".join(loading_lines(results)) + "\n```\n")
+    return "\n".join(parts)
+
+
+def write_report(output_dir, report_dir=None) -> Path:
+    """Read the run in `output_dir`, write the figures and report.md into `report_dir` (default
+    `output_dir/report`); returns the path of report.md."""
+    return _write(RunResults.from_output_dir(output_dir), report_dir or Path(output_dir) / "report")
+
+
+def _write(results: RunResults, report_dir) -> Path:
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    made = write_figures(results, out)
+    path = out / REPORT
+    path.write_text(report_markdown(results, made))
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="si-hf report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", metavar="OUTPUT_DIR", help="the --output_dir of an si-hf run")
+    parser.add_argument("--output_dir", default=None, help="where to write the report (OUTPUT_DIR/report)")
+    args = parser.parse_args(argv)
+    try:
+        results = RunResults.from_output_dir(args.run_dir)
+    except ValueError as e:
+        parser.error(str(e))  # exits 2 with the usage and the message
+    path = _write(results, args.output_dir or Path(args.run_dir) / "report")
+    print(f"report: {path} (figures beside it)")
+    print("load the final model and the last round's self-labelled data:")
+    print("\n".join(f"    {line}" for line in loading_lines(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

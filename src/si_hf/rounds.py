@@ -56,14 +56,8 @@ from si_hf.schema import ROUND_FEATURES
 from si_hf.store import open_store
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
-from si_hf.training import (
-    d0_stream,
-    precision_overrides,
-    round_seed,
-    round_training_args,
-    train,
-    training_mix,
-)
+from si_hf.tracking import RunTracking
+from si_hf.training import precision_overrides, round_mix, round_seed, round_training_args, train_round
 
 logger = logging.getLogger("si_hf")
 
@@ -92,6 +86,7 @@ class SelfImprovementRun:
         self.state = PartialState()
         setup_logging(train_args, self.state)
         self.output_dir = Path(train_args.output_dir)
+        self.tracking = RunTracking(train_args, si, self.output_dir, self.state.is_main_process)
         self.store = open_store(
             str(self.output_dir),
             hub_dataset_id=si.hub_dataset_id,
@@ -248,25 +243,18 @@ class SelfImprovementRun:
             if self.model_args.use_peft:
                 model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
-        d0 = d0_stream(self.task, self.d0, self.task_args, r, m, self.train_args.seed)
-        weight = len(self.task.d0_difficulties(self.d0))
-        mix = training_mix(
-            d0, rounds, self.si, d0_weight=weight, seed=round_seed(self.train_args.seed, r, m), member=m
-        )
+        mix = round_mix(self, r, m, rounds)
         work = str(self.store.local.work_dir(r, m) / "trainer")
         args = round_training_args(self.train_args, self.si, r, m, work, self.precision)
-        model, out, seconds = train(model, args, mix, self.collator, self.tokenizer)
+        trackers = self.tracking.callbacks(r, m, self.history)
+        model, training = train_round(model, args, mix, self.collator, self.tokenizer, trackers)
         # LoRA: label, evaluate and publish the merged model in the base's dtype, exactly what a
         # resumed run reloads from the store.
         model = merge_lora(model)
         self._models[m] = (r, model)
         if labels is not None:
             self.history.remember_dataset(r, m, labels)
-        return model, {
-            "train_loss": out.training_loss,
-            "train_seconds": seconds,
-            "train_steps": args.max_steps,
-        }
+        return model, training
 
     def evaluate(self, model, trained: list[str]) -> EvalResult:
         levels = eval_levels(self.task, trained, self.si.eval_beyond)
@@ -303,6 +291,7 @@ class SelfImprovementRun:
                 metrics=metrics,
                 info=info,
             )
+            self.tracking.log_round(m, metrics)
             self.store.local.clear_work(r, m)
             self.history.write_metrics(self.output_dir / "metrics.json")
             kept = (

@@ -14,7 +14,8 @@ import time
 import torch
 from transformers import Trainer
 
-from si_hf.data import d0_dataset, mix_rounds
+from si_hf.checkpoints import checkpoint_step, resume_checkpoint, training_settings
+from si_hf.data import D0Pool, mix_rounds
 
 logger = logging.getLogger("si_hf")
 
@@ -55,12 +56,17 @@ def precision_overrides(precision: str) -> dict:
 
 def round_training_args(args, si, r: int, member: int, output_dir: str, precision: dict):
     """The TrainingArguments of round r for `member`: its own seed and work directory, the round
-    overrides for r >= 1, no Trainer checkpoints and no push (the store publishes rounds)."""
+    overrides for r >= 1, in-round checkpoints every `save_steps` (`si_hf.checkpoints`), no push (the
+    store publishes rounds) and no tracker of its own (`si_hf.tracking` keeps one per member)."""
+    name = args.run_name or str(args.output_dir)
     overrides = {
         "seed": round_seed(args.seed, r, member),
         "output_dir": output_dir,
         "push_to_hub": False,
-        "save_strategy": "no",
+        "save_strategy": "steps" if args.save_steps else "no",
+        "save_total_limit": args.save_total_limit or 1,  # a rerun needs only the latest
+        "report_to": [],
+        "run_name": f"{name}/member-{member}" if si.num_members > 1 else name,
         # Under several processes each one streams the (cheap, seeded) data itself and keeps its
         # slice of every global batch: dispatching from rank 0 would need equal padded lengths.
         "accelerator_config": {**dataclasses.asdict(args.accelerator_config), "dispatch_batches": False},
@@ -78,13 +84,17 @@ def round_training_args(args, si, r: int, member: int, output_dir: str, precisio
     return dataclasses.replace(args, **overrides)
 
 
-def d0_stream(task, d0, task_args, r: int, member: int, seed: int):
+def d0_stream(task, d0, task_args, r: int, member: int, seed: int) -> D0Pool:
     """Member m's D_0 as round r reads it. Every round's Trainer starts a fresh epoch, so the shard
     order is seeded per round: otherwise each round would reread the same first shards."""
-    pool = d0_dataset(
-        task, d0, num_examples=task_args.num_d0_examples, seed=task_args.data_seed_base, member=member
+    return D0Pool(
+        task,
+        d0,
+        num_examples=task_args.num_d0_examples,
+        seed=task_args.data_seed_base,
+        member=member,
+        order_seed=round_seed(seed, r, member),
     )
-    return pool.shuffle(seed=round_seed(seed, r, member), buffer_size=1)
 
 
 def training_mix(d0, rounds: dict, si, *, d0_weight: int, seed: int, member: int):
@@ -107,7 +117,33 @@ def training_mix(d0, rounds: dict, si, *, d0_weight: int, seed: int, member: int
     )
 
 
-def train(model, args, train_dataset, collator, tokenizer):
+def round_mix(run, r: int, member: int, rounds: dict):
+    """Member m's training stream of round r: its D_0 and its rounds {k: dataset} 1..r (`training_mix`)."""
+    seed = run.train_args.seed
+    d0 = d0_stream(run.task, run.d0, run.task_args, r, member, seed)
+    weight = len(run.task.d0_difficulties(run.d0))
+    return training_mix(d0, rounds, run.si, d0_weight=weight, seed=round_seed(seed, r, member), member=member)
+
+
+def train_round(model, args, train_dataset, collator, tokenizer, callbacks=()) -> tuple[object, dict]:
+    """`train` from the round's last in-round checkpoint, if a crash left one; returns the bare model and
+    what the round records about its training."""
+    resume = resume_checkpoint(
+        args.output_dir, training_settings(args, getattr(collator, "pack_length", None))
+    )
+    model, out, seconds = train(
+        model, args, train_dataset, collator, tokenizer, callbacks=callbacks, resume_from_checkpoint=resume
+    )
+    return model, {
+        # Trainer's mean over the steps this call ran: those after the checkpoint when it resumed
+        "train_loss": out.training_loss,
+        "train_seconds": seconds,
+        "train_steps": args.max_steps,
+        "train_resumed_from_step": checkpoint_step(resume),
+    }
+
+
+def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_from_checkpoint=None):
     """Trainer.train on `train_dataset`; returns the bare trained model (no accelerate wrapper, so
     labelling runs in the weights' own dtype as for a reloaded model), the TrainOutput and seconds."""
     # Without a KV cache: transformers builds the block-diagonal mask of packed batches from their
@@ -120,10 +156,11 @@ def train(model, args, train_dataset, collator, tokenizer):
         train_dataset=train_dataset,
         data_collator=collator,
         processing_class=tokenizer,
+        callbacks=list(callbacks),
     )
     try:
         t0 = time.perf_counter()
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         seconds = time.perf_counter() - t0
     finally:
         model.config.use_cache = use_cache

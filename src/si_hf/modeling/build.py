@@ -5,6 +5,7 @@ from typing import Protocol
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from .native import load_checkpoint
 from .presets import get_config
 
 
@@ -104,9 +105,8 @@ def build_model(model_args: ModelArgumentsLike, tokenizer, *, seed: int | None =
 def _load_pretrained(a: dict, tokenizer, dtype, load_kwargs: dict) -> PreTrainedModel:
     if dtype is not None:
         load_kwargs["dtype"] = dtype
-    model = AutoModelForCausalLM.from_pretrained(
-        a["model_name_or_path"], revision=a["model_revision"], **load_kwargs
-    )
+    # a published NoPE round (SmolLM3 on disk) comes back as SI-Llama, so its position_encoding reads "nope"
+    model = load_checkpoint(a["model_name_or_path"], revision=a["model_revision"], **load_kwargs)
     own = getattr(model.config, "position_encoding", "rope")
     if a["position_encoding"] not in (None, own):
         raise ValueError(

@@ -6,16 +6,19 @@ Local layout (every round/member immutable, written atomically)::
         si_hf_round.json          marker: info, provenance (datasets of rounds 1..r, paths relative
                                   to rounds/), Hub repos/revisions once pushed
         metrics.json
-        dataset/README.md         dataset card (YAML front matter); absent for round 0 (D_0 is regenerated)
+        dataset/README.md         dataset card (`si_hf.cards`); absent for round 0 (D_0 is regenerated)
         dataset/data/train-00000-of-00001.parquet
-        model/                    save_pretrained: config (auto_map + modeling code for SI-Llama),
-                                  weights, tokenizer, generation_config, metrics.json, README.md (model card)
+        model/                    save_pretrained of the native transformers class (SmolLM3 for a NoPE
+                                  SI-Llama, Llama for RoPE): config, weights, tokenizer, generation_config,
+                                  metrics.json, README.md (model card), heatmap.png (the card's figure:
+                                  this member's exact match over rounds 0..3)
+    <output_dir>/README.md, heatmap.png   the run's index, rewritten after every round (`store.index`)
 
 A member directory is built in ``round-003/.tmp-member-0-<id>``, fsynced, then ``os.rename``d into
 place, so a crash leaves no visible half-written round; ``open_store`` removes stale ``.tmp-*``.
 ``datasets.load_dataset(".../dataset")`` and ``AutoModelForCausalLM.from_pretrained(".../model")``
-load them directly. A peft model is saved merged (a deep copy is merged, the live model is untouched),
-so every checkpoint loads without peft.
+load them directly, with no trust_remote_code and without si_hf. A peft model is saved merged (a deep
+copy is merged, the live model is untouched), so every checkpoint loads without peft.
 
 Hub layout (``hub_dataset_id`` / ``hub_model_id``): one branch ``round-{r}`` per round in each repo.
 Single-model runs (``num_members=1``) use the default dataset config and the model repo root;
@@ -23,8 +26,10 @@ majority-vote runs use dataset config ``member-{m}`` (files under ``member-{m}/`
 subfolder ``member-{m}`` (``from_pretrained(repo, revision=..., subfolder="member-1")``). Each repo
 gets ``si_hf_round.json`` (or ``member-{m}/si_hf_round.json``) committed last: a round/member is
 complete on the Hub only when every configured repo holds it. Pushing to a complete one raises unless
-``overwrite_hub_revision=True``; an incomplete one is resumed. Only the process with ``RANK`` 0
-writes. The token comes from the environment / ``hf auth login`` and is never written anywhere.
+``overwrite_hub_revision=True``; an incomplete one is resumed. Round branches start from the repo's
+initial commit; ``main`` holds only the index (README.md + heatmap.png), rewritten after each round.
+Cards on the Hub name repos and revisions (``repo@round-2``) where the local ones name paths. Only
+the process with ``RANK`` 0 writes. The token comes from the environment / ``hf auth login`` and is never written anywhere.
 """
 
 from __future__ import annotations
@@ -98,14 +103,16 @@ class Store:
         )
         if self.hub is not None:
             self.hub.push(round, member)
+            self.hub.push_index()
 
     def load_dataset(self, round: int, member: int = 0):
         return self.local.load_dataset(round, member)
 
     def load_model(self, round: int, member: int = 0, **kwargs):
-        from transformers import AutoModelForCausalLM
+        """The round's model as si_hf trains it (SILlamaForCausalLM for NoPE); kwargs go to from_pretrained."""
+        from si_hf.modeling import load_checkpoint
 
-        return AutoModelForCausalLM.from_pretrained(self.model_path(round, member), **kwargs)
+        return load_checkpoint(self.model_path(round, member), **kwargs)
 
     def model_path(self, round: int, member: int = 0) -> str:
         return self.local.model_path(round, member)
@@ -126,6 +133,7 @@ class Store:
             if not self.hub.is_complete(r, m):  # incomplete branches are resumed, complete ones kept
                 self.hub.push(r, m)
                 pushed.append((r, m))
+        self.hub.push_index()  # also repairs an index whose last push failed after its round was done
         return pushed
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from si_hf.report import join_front_matter, split_front_matter
+from si_hf.cards import HEATMAP, dataset_card, model_card
 
+from .index import push_hub_index
 from .layout import (
     MARKER,
     REPO_ID,
@@ -81,7 +82,10 @@ class HubMirror:
         for repo, kind in self._targets(has_dataset):
             with hub_errors("creating the repo and branch", repo, rev):
                 self.api.create_repo(repo, repo_type=kind, private=self.private, exist_ok=True)
-                self.api.create_branch(repo, branch=rev, repo_type=kind, exist_ok=True)
+                # From the repo's initial commit, not from main: main holds the run's index README
+                # and heatmap, which are no part of a round.
+                initial = self.api.list_repo_commits(repo, repo_type=kind)[-1].commit_id
+                self.api.create_branch(repo, branch=rev, revision=initial, repo_type=kind, exist_ok=True)
                 # An overwrite drops the old marker first, so a crash half-way reads as incomplete, not done.
                 if self.overwrite_revision and self.api.file_exists(
                     repo, prefix + MARKER, repo_type=kind, revision=rev
@@ -105,48 +109,75 @@ class HubMirror:
             self._upload_marker(self.dataset_id, "dataset", rev, prefix, marker)
         if self.model_id:
             with hub_errors("uploading the checkpoint", self.model_id, rev):
-                self.api.upload_folder(
-                    repo_id=self.model_id,
-                    folder_path=str(src / "model"),
-                    path_in_repo=prefix[:-1] or None,
+                self.api.create_commit(
+                    self.model_id,
+                    operations=self._model_operations(src, prefix, marker["info"]),
                     revision=rev,
                     commit_message=f"si-hf round {round} member {member} checkpoint",
                 )
-                if (
-                    prefix
-                ):  # transformers looks for trust_remote_code files at the repo root, even with subfolder=
-                    self.api.upload_folder(
-                        repo_id=self.model_id,
-                        folder_path=str(src / "model"),
-                        allow_patterns=["*.py"],
-                        revision=rev,
-                        commit_message="modeling code",
-                    )
             self._upload_marker(self.model_id, "model", rev, prefix, marker)
 
-    def _push_dataset(self, round: int, member: int, rev: str, prefix: str, config: str) -> None:
-        from huggingface_hub import hf_hub_download
+    def push_index(self) -> None:
+        """Rewrite the index README of `main` in each repo from the local rounds (`si_hf.store.index`)."""
+        if is_main_process() and self.local.completed():
+            push_hub_index(self)
 
-        repo, card = self.dataset_id, (self.local.path(round, member) / "dataset" / "README.md").read_text()
+    def _model_operations(self, src: Path, prefix: str, info: dict) -> list:
+        """The checkpoint folder with the card rewritten for the Hub (repo@revision names). Rounds are
+        native checkpoints without code; a round saved as si_llama by an older si_hf has modeling code,
+        which a member subfolder also needs at the root: transformers looks for trust_remote_code files
+        there, even with subfolder=."""
+        from huggingface_hub import CommitOperationAdd
+
+        folder = src / "model"
+        metrics = json.loads((src / "metrics.json").read_text())
+        card = model_card(
+            info,
+            metrics,
+            hub_model_id=self.model_id,
+            hub_dataset_id=self.dataset_id,
+            num_members=self.num_members,
+            heatmap=HEATMAP if (folder / HEATMAP).is_file() else None,
+        )
+        files = sorted(f for f in folder.rglob("*") if f.is_file() and f.name != "README.md")
+        ops = [CommitOperationAdd(prefix + f.relative_to(folder).as_posix(), str(f)) for f in files]
+        ops.append(CommitOperationAdd(prefix + "README.md", str(card).encode()))
+        if prefix:
+            ops += [CommitOperationAdd(f.name, str(f)) for f in sorted(folder.glob("*.py"))]
+        return ops
+
+    def _push_dataset(self, round: int, member: int, rev: str, prefix: str, config: str) -> None:
+        from huggingface_hub import DatasetCard, hf_hub_download
+
+        repo, dataset = self.dataset_id, self.local.load_dataset(round, member)
+        card = dataset_card(
+            self.local.marker(round, member)["info"],
+            len(dataset),
+            hub_model_id=self.model_id,
+            hub_dataset_id=repo,
+            num_members=self.num_members,
+        )
         with hub_errors("pushing the dataset", repo, rev):
-            self.local.load_dataset(round, member).push_to_hub(
+            dataset.push_to_hub(
                 repo,
                 config_name=config,
                 revision=rev,
                 private=self.private,
                 commit_message=f"si-hf round {round} member {member} dataset",
             )
-            if prefix:  # the root README holds every member's config; each member's card sits with its data
-                path, text = prefix + "README.md", card
-            else:  # push_to_hub wrote a README whose YAML declares the data: keep its metadata, add ours
-                theirs = Path(
+            if not prefix:
+                # push_to_hub wrote a README whose YAML declares the data (configs, dataset_info): keep
+                # what it declares that our card does not. A member's card sits with its data instead;
+                # the root README holds every member's config.
+                theirs = DatasetCard.load(
                     hf_hub_download(repo, "README.md", repo_type="dataset", revision=rev)
-                ).read_text()
-                ours, body = split_front_matter(card)
-                path, text = "README.md", join_front_matter({**ours, **split_front_matter(theirs)[0]}, body)
+                )
+                for key, value in theirs.data.to_dict().items():
+                    if key not in card.data:
+                        card.data[key] = value
             self.api.upload_file(
-                path_or_fileobj=text.encode(),
-                path_in_repo=path,
+                path_or_fileobj=str(card).encode(),
+                path_in_repo=prefix + "README.md",
                 repo_id=repo,
                 repo_type="dataset",
                 revision=rev,

@@ -10,9 +10,12 @@ import shutil
 import uuid
 from pathlib import Path
 
-from si_hf.report import dataset_card, model_card
+from si_hf.cards import HEATMAP, dataset_card, model_card
+from si_hf.report import run_heatmap
+from si_hf.results import Record, RunResults
 from si_hf.schema import REQUIRED_COLUMNS, ROUND_FEATURES
 
+from .index import write_local_index
 from .layout import MARKER, check_address, is_main_process, member_dirname, member_path, round_dirname
 from .lock import RunLock
 from .verify import check_round, file_checksums, read_json
@@ -49,16 +52,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(model, tokenizer, path: str | os.PathLike) -> None:
-    """save_pretrained model (merged when it is a peft model), its generation config and tokenizer."""
+    """save_pretrained model (merged when it is a peft model), its generation config and tokenizer, as
+    a native transformers checkpoint: an SI-Llama is saved as the SmolLM3 (NoPE) or Llama (RoPE) it
+    is, so plain transformers loads it with no remote code and no prompt (`si_hf.modeling.native`)."""
+    from si_hf.modeling import merge_lora, to_native
+
     try:
         from peft import PeftModel
     except ImportError:  # peft is optional for plain checkpoints
         PeftModel = ()
     if isinstance(model, PeftModel):
-        from si_hf.modeling import merge_lora
-
         model = merge_lora(copy.deepcopy(model))
-    model.save_pretrained(path)
+    to_native(model).save_pretrained(path)
     tokenizer.save_pretrained(path)
 
 
@@ -187,15 +192,19 @@ class LocalStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        write_local_index(self)  # the run's landing page: every round's table, heatmap and link
         return final
 
     def _write_round(self, tmp: Path, round, member, dataset, model, tokenizer, metrics, info) -> None:
         if dataset is not None:
             (tmp / "dataset" / "data").mkdir(parents=True)
             dataset.to_parquet(str(tmp / "dataset" / "data" / "train-00000-of-00001.parquet"))
-            (tmp / "dataset" / "README.md").write_text(dataset_card(info))
+            dataset_card(info, len(dataset)).save(tmp / "dataset" / "README.md")
         save_checkpoint(model, tokenizer, tmp / "model")
-        (tmp / "model" / "README.md").write_text(model_card(info, metrics))
+        # the card embeds this member's heatmap of rounds 0..round, stored beside it
+        history = RunResults.from_store(self, member=member, extra=Record(round, member, metrics, info))
+        run_heatmap(history, tmp / "model" / HEATMAP)
+        model_card(info, metrics, heatmap=HEATMAP).save(tmp / "model" / "README.md")
         for d in (tmp, tmp / "model"):
             (d / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         # provenance: the self-labelled datasets of rounds 1..round, relative to rounds/
@@ -231,6 +240,8 @@ class LocalStore:
         dataset.to_parquet(str(tmp / "data" / "train-00000-of-00001.parquet"))
         (tmp / "label_info.json").write_text(json.dumps(info, indent=2))
         shutil.rmtree(stage, ignore_errors=True)
+        # in-round checkpoints trained on labels that are being replaced must not be resumed
+        shutil.rmtree(self.work_dir(round, member) / "trainer", ignore_errors=True)
         os.replace(tmp, stage)
 
     def staged_labels(self, round: int, member: int):

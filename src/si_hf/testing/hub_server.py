@@ -12,6 +12,7 @@ URL prefix ``""`` or ``"datasets/"``, ``{repo}`` is ``namespace/name``):
     POST   /api/validate-yaml
     GET    /api/{t}/{repo}[/revision/{rev}]          sha, siblings, private
     GET    /api/{t}/{repo}/refs                      branches, tags
+    GET    /api/{t}/{repo}/commits/{rev}             newest first, down to the initial commit
     POST   /api/{t}/{repo}/branch/{branch}           409 when the branch exists
     DELETE /api/{t}/{repo}/branch/{branch}
     POST   /api/{t}/{repo}/tag/{rev}
@@ -122,7 +123,7 @@ class HubServer(ThreadingHTTPServer):
 
 
 API = re.compile(
-    r"^/api/(models|datasets)/([^/]+/[^/]+?)(?:/(revision|refs|branch|tag|preupload|commit|tree|paths-info)(?:/(.*))?)?$"
+    r"^/api/(models|datasets)/([^/]+/[^/]+?)(?:/(revision|refs|branch|tag|preupload|commits|commit|tree|paths-info)(?:/(.*))?)?$"
 )
 LFS_BATCH = re.compile(r"^/(datasets/)?([^/]+/[^/]+?)\.git/info/lfs/objects/batch$")
 LFS_PUT = re.compile(r"^/lfs-upload/(model|dataset)/([^/]+/[^/]+)/([0-9a-f]{64})$")
@@ -211,6 +212,7 @@ class Handler(BaseHTTPRequestHandler):
                 (None, "GET"): lambda: self.info(repo, "main"),
                 ("revision", "GET"): lambda: self.info(repo, rest),
                 ("refs", "GET"): lambda: self.refs(repo),
+                ("commits", "GET"): lambda: self.commits(repo, rest),
                 ("branch", "POST"): lambda: self.create_branch(repo, rest),
                 ("branch", "DELETE"): lambda: self.delete_branch(repo, rest),
                 ("tag", "POST"): lambda: self.create_tag(repo, rest),
@@ -261,6 +263,22 @@ class Handler(BaseHTTPRequestHandler):
         self.send(
             200, {"branches": fmt("heads", repo.branches), "tags": fmt("tags", repo.tags), "converts": []}
         )
+
+    def commits(self, repo: Repo, rev: str):
+        out, sha = [], repo.resolve(rev)
+        while sha is not None:
+            c = repo.commits[sha]
+            out.append(
+                {
+                    "id": sha,
+                    "authors": [{"user": "user"}],
+                    "date": "2025-01-01T00:00:00.000Z",
+                    "title": c["message"],
+                    "message": "",
+                }
+            )
+            sha = c["parent"]
+        self.send(200, out)
 
     def create_branch(self, repo: Repo, branch: str):
         req = self.json_body()
