@@ -22,6 +22,8 @@ from pathlib import Path
 from accelerate import PartialState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from si_hf.distributed import zero_stage
+
 logger = logging.getLogger("si_hf")
 
 SETTINGS_FILE = "si_hf_training.json"
@@ -51,10 +53,16 @@ RESUME_KEYS = (
 
 def training_settings(args, pack_length: int | None = None) -> dict:
     """What a round's checkpoints were trained with: RESUME_KEYS, the number of processes (the global
-    batch) and the packing of batches, as JSON values."""
+    batch), the packing of batches and, under DeepSpeed, the ZeRO stage, as JSON values."""
     values = args.to_dict()
     settings = {k: values[k] for k in RESUME_KEYS}
     settings.update(world_size=args.world_size, pack_length=pack_length)
+    stage = zero_stage(args)
+    if stage is not None:
+        # A DeepSpeed checkpoint (optimizer shards per stage) resumes under the same stage only, and a
+        # DDP one not at all under DeepSpeed. Left out without DeepSpeed, so the settings recorded
+        # beside earlier checkpoints still match.
+        settings["zero_stage"] = stage
     return json.loads(json.dumps(settings, default=str))
 
 
@@ -75,11 +83,13 @@ def _discard_stale(root: Path, settings: dict) -> None:
     recorded_file = root / SETTINGS_FILE
     recorded = json.loads(recorded_file.read_text()) if recorded_file.is_file() else None
     if _checkpoints(root) and recorded != settings:
-        changed = sorted(k for k in settings if (recorded or {}).get(k) != settings[k])
+        recorded = recorded or {}
+        # both sides' keys: a setting only one of them has (zero_stage) is a change too
+        changed = sorted(k for k in {*settings, *recorded} if recorded.get(k) != settings.get(k))
         logger.warning(
             "%s: training settings changed since its checkpoints were saved (%s); training the round from its start",
             root,
-            ", ".join(f"{k}: {(recorded or {}).get(k)!r} -> {settings[k]!r}" for k in changed),
+            ", ".join(f"{k}: {recorded.get(k)!r} -> {settings.get(k)!r}" for k in changed),
         )
         for ckpt in _checkpoints(root):
             shutil.rmtree(ckpt)

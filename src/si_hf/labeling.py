@@ -131,6 +131,10 @@ def label(
                     eos_token_id=eos_id,
                     pad_token_id=pad_id,
                     stopping_criteria=StoppingCriteriaList([_RowBounds(width, limits)]),
+                    # The model is whole in this process (si_hf.distributed), under ZeRO-3 too, and the
+                    # processes label shards of different sizes: never wait for another's decoding steps
+                    # (generate would by default while a ZeRO-3 config is registered).
+                    synced_gpus=False,
                     **cache,
                 )
                 for row, i in enumerate(idx):

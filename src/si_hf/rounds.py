@@ -39,6 +39,7 @@ from si_hf.configs import (
     TaskArguments,
     check_training_arguments,
 )
+from si_hf.distributed import whole_models
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table
 from si_hf.history import RoundHistory, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
@@ -236,12 +237,16 @@ class SelfImprovementRun:
         self.state.wait_for_everyone()
 
     def train(self, r: int, m: int, labels: Dataset | None) -> tuple[object, dict]:
-        if r == 0:
-            model = build_model(self.model_args, self.tokenizer, seed=round_seed(self.train_args.seed, 0, m))
-        else:
-            model = self.model(r - 1, m)
-            if self.model_args.use_peft:
-                model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
+        # whole in every process, under ZeRO-3 too: DeepSpeed shards it only while it trains
+        with whole_models():
+            if r == 0:
+                model = build_model(
+                    self.model_args, self.tokenizer, seed=round_seed(self.train_args.seed, 0, m)
+                )
+            else:
+                model = self.model(r - 1, m)
+                if self.model_args.use_peft:
+                    model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
         mix = round_mix(self, r, m, rounds)
         work = str(self.store.local.work_dir(r, m) / "trainer")
@@ -308,7 +313,8 @@ class SelfImprovementRun:
         """Member m's model after round r: in memory when this process made it, else from the store."""
         if self._models.get(m, (None,))[0] != r:
             attn, device = self.model_args.attn_implementation, self.train_args.device
-            self._models[m] = (r, self.history.load_model(r, m, device=device, attn_implementation=attn))
+            with whole_models():  # labelling needs the whole model in every process, under ZeRO-3 too
+                self._models[m] = (r, self.history.load_model(r, m, device=device, attn_implementation=attn))
         return self._models[m][1]
 
 

@@ -16,6 +16,7 @@ from transformers import Trainer
 
 from si_hf.checkpoints import checkpoint_step, resume_checkpoint, training_settings
 from si_hf.data import D0Pool, mix_rounds
+from si_hf.distributed import trained_model, untrained_twin
 
 logger = logging.getLogger("si_hf")
 
@@ -144,8 +145,10 @@ def train_round(model, args, train_dataset, collator, tokenizer, callbacks=()) -
 
 
 def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_from_checkpoint=None):
-    """Trainer.train on `train_dataset`; returns the bare trained model (no accelerate wrapper, so
-    labelling runs in the weights' own dtype as for a reloaded model), the TrainOutput and seconds."""
+    """Trainer.train on `train_dataset`; returns the bare trained model, whole in every process (no
+    accelerate wrapper, and under DeepSpeed gathered back from its shards: `si_hf.distributed`), the
+    TrainOutput and seconds."""
+    twin = untrained_twin(model, args)  # before anything below touches the model
     # Without a KV cache: transformers builds the block-diagonal mask of packed batches from their
     # position_ids only when no cache is passed (training has no use for one). Generation needs it
     # back afterwards (Trainer itself may switch it off, so it is read first).
@@ -164,4 +167,4 @@ def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_
         seconds = time.perf_counter() - t0
     finally:
         model.config.use_cache = use_cache
-    return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False), out, seconds
+    return trained_model(trainer, twin), out, seconds
