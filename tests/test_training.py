@@ -159,3 +159,43 @@ def test_native_precision_reads_the_cpu_flags():
     expected = cpu_has_native_bf16() or torch.cuda.is_available()  # this machine, whichever it is
     assert precision_overrides("native")["bf16"] == expected
     assert precision_overrides("auto")["bf16"] == torch.cuda.is_available()
+
+
+def test_torch_compile_trains_like_eager_and_returns_the_plain_model(tmp_path, char):
+    """`torch_compile: true` (a TrainingArguments field the round loop passes on): the compiled steps
+    on packed batches follow the eager ones up to float rounding (inductor fuses other ops), and what
+    `train` hands back for labelling and publishing is the model itself, not torch's compiled wrapper."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from si_hf.collator import PromptCompletionCollator
+    from si_hf.modeling import tiny_config
+
+    task = get_task("copy")
+    rows = task.generate(64, seed=0, purpose="d0", d0=8)
+    data = Dataset.from_dict({"prompt": rows["prompt"], "completion": rows["answer"]})
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(tiny_config(len(char)))
+        args = SITrainingArguments(
+            output_dir=str(tmp_path / str(compiled)),
+            max_steps=4,
+            per_device_train_batch_size=16,
+            learning_rate=1e-3,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            lr_scheduler_type="constant",
+            seed=0,
+            torch_compile=compiled,
+        )
+        trained, out, _ = train(model, args, data, PromptCompletionCollator(char, pack_length=32), char)
+        assert trained is model and type(trained).__name__ == "SILlamaForCausalLM"
+        trained.save_pretrained(tmp_path / f"saved-{compiled}")
+        saved = (tmp_path / f"saved-{compiled}" / "model.safetensors").read_bytes()
+        assert b"_orig_mod" not in saved  # the compiled wrapper's prefix never reaches a checkpoint
+        results.append((out.training_loss, [p.detach().clone() for p in trained.parameters()]))
+    (loss_a, w_a), (loss_b, w_b) = results
+    assert abs(loss_a - loss_b) < 1e-4
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(w_a, w_b))
