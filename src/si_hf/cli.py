@@ -3,7 +3,8 @@
 `si-hf run` is `recipes/run_round.py` (the documented entry of the recipes), also under
 `accelerate launch --config_file ... -m si_hf.cli run ...`; `si-hf compare A B` checks that two runs
 published the same rounds (labels, weights, metrics; timings aside); `si-hf report OUTPUT_DIR
-[--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.report`).
+[--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.report`); `si-hf
+summary RUN_DIR ...` puts several runs side by side (`si_hf.summary`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ COMMANDS = {
     "run": "run self-improvement rounds from a YAML recipe (same flags as recipes/run_round.py)",
     "compare": "compare two output directories round by round (exit 1 on any difference)",
     "report": "write a markdown report with PNG figures of a run (OUTPUT_DIR [--output_dir DIR])",
+    "summary": "several runs side by side: seeds of a recipe, or a filter and its contrast (RUN_DIR ...)",
 }
 
 
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from si_hf.report import main as report_main
 
         return report_main(rest)
+    if command == "summary":
+        from si_hf.summary import main as summary_main
+
+        return summary_main(rest)
     print(
         f"si-hf: unknown command {command!r}; expected one of {list(COMMANDS)}\n\n{_usage()}", file=sys.stderr
     )

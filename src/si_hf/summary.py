@@ -1,0 +1,160 @@
+"""`si-hf summary RUN_DIR [RUN_DIR ...]`: several runs side by side, as the results sections show them.
+
+The runs are usually one recipe under several `--seed`s (the spread) or two recipes that differ in one
+setting (a filter and its no-filter contrast). For each run it reads what `si-hf report` reads
+(`metrics.json` and the round markers, `si_hf.results.RunResults`) and prints, in markdown:
+
+- exact match (%) per difficulty after round 0 and after the run's last round (the mean over the
+  members of a majority-vote run), with the mean, min and max over the runs beneath;
+- per run, the levels past the supervised range D_0 at >= `--threshold` after the last round, the
+  longest unbroken stretch of them starting right after D_0 (the frontier the paper's figures show),
+  and the round-0 exact match at those levels (how much self-improvement added);
+- per run and round >= 1, the data accuracy of the kept labels (paper figure 8, right).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from si_hf.results import RunResults
+from si_hf.tasks import difficulty_sort_key
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def past_supervised(results: RunResults, accuracy: dict[str, float], threshold: float) -> dict:
+    """The levels past D_0 at >= threshold in `accuracy`, and the unbroken stretch right after D_0.
+
+    For one-dimensional difficulties the stretch is d0+1, d0+2, ... up to the first level below the
+    threshold (or not evaluated); for multiplication ("n x m") there is no order along which a stretch
+    runs, so it is every solved cell outside the supervised square."""
+    supervised = set(results.supervised)
+    beyond = [k for k in results.keys() if k not in supervised]
+    solved = [k for k in beyond if accuracy.get(k, 0.0) >= threshold]
+    if results.is_grid():
+        return {"solved": solved, "stretch": solved}
+    stretch = []
+    for k in beyond:  # easiest first
+        if accuracy.get(k, 0.0) < threshold:
+            break
+        stretch.append(k)
+    return {"solved": solved, "stretch": stretch}
+
+
+def _stats_rows(rows: list[dict[str, float]], keys: list[str]) -> list[str]:
+    lines = []
+    for name, fn in (("mean", lambda v: math.fsum(v) / len(v)), ("min", min), ("max", max)):
+        cells = []
+        for k in keys:
+            values = [row[k] for row in rows if k in row]
+            # a statistic over the runs is only shown where every run evaluated the level
+            cells.append(_pct(fn(values)) if len(values) == len(rows) else "-")
+        lines.append("| " + " | ".join([f"**{name}**", ""] + cells) + " |")
+    return lines
+
+
+def accuracy_table(runs: dict[str, RunResults], which: str) -> str:
+    """Exact match of every run after round 0 (`which="first"`) or its last round (`"last"`)."""
+    picked = {}
+    for name, res in runs.items():
+        r = res.rounds[0] if which == "first" else res.rounds[-1]
+        picked[name] = (r, res.accuracy().get(r, {}))
+    keys = sorted({k for _, acc in picked.values() for k in acc}, key=difficulty_sort_key)
+    supervised = set().union(*(set(res.supervised) for res in runs.values()))
+    head = ["run", "round"] + [f"{k}*" if k in supervised else str(k) for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, (r, acc) in picked.items():
+        lines.append("| " + " | ".join([name, str(r)] + [_pct(acc.get(k)) for k in keys]) + " |")
+    if len(runs) > 1:
+        lines += _stats_rows([acc for _, acc in picked.values()], keys)
+    return "\n".join(lines)
+
+
+def frontier_lines(runs: dict[str, RunResults], threshold: float) -> list[str]:
+    head = (
+        f"| run | levels past D_0 at >= {100 * threshold:g}% (last round) | unbroken from D_0 + 1 "
+        "| round 0 at those levels |"
+    )
+    lines = [head, "|---|---|---|---|"]
+    for name, res in runs.items():
+        last, first = res.accuracy()[res.rounds[-1]], res.accuracy().get(0, {})
+        found = past_supervised(res, last, threshold)
+        before = ", ".join(f"{k}: {_pct(first.get(k))}" for k in found["stretch"]) or "-"
+        lines.append(
+            f"| {name} | {', '.join(found['solved']) or 'none'} | "
+            f"{len(found['stretch'])} ({', '.join(found['stretch']) or '-'}) | {before} |"
+        )
+    return lines
+
+
+def data_accuracy_lines(runs: dict[str, RunResults]) -> list[str]:
+    rounds = sorted({r for res in runs.values() for r in res.data_accuracy()})
+    if not rounds:
+        return []
+    lines = ["| run | " + " | ".join(f"round {r}" for r in rounds) + " |", "|" + "---|" * (len(rounds) + 1)]
+    for name, res in runs.items():
+        acc = res.data_accuracy()
+        lines.append("| " + " | ".join([name] + [_pct(acc.get(r)) for r in rounds]) + " |")
+    return lines
+
+
+def summary_markdown(runs: dict[str, RunResults], threshold: float = 0.95) -> str:
+    parts = [
+        "Exact match (%) after the first round of each run (round 0 unless it was resumed from another run; supervised columns starred; mean over the members of a voting run):",
+        accuracy_table(runs, "first"),
+        "Exact match (%) after the last round:",
+        accuracy_table(runs, "last"),
+        "Past the supervised range after the last round:",
+        "\n".join(frontier_lines(runs, threshold)),
+    ]
+    data = data_accuracy_lines(runs)
+    if data:
+        parts += [
+            "Data accuracy (%) of the kept labels (the oracle's verdict, never used to filter):",
+            "\n".join(data),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _names(dirs: list[str]) -> list[str]:
+    """Each run's shortest distinguishing name: the last path components that tell the runs apart."""
+    parts = [Path(d).resolve().parts for d in dirs]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(d) for d in dirs]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="si-hf summary", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="the --output_dir of each si-hf run")
+    parser.add_argument(
+        "--threshold", type=float, default=0.95, help="exact match that counts a level as solved (0.95)"
+    )
+    parser.add_argument("--output", default=None, help="also write the markdown to this file")
+    args = parser.parse_args(argv)
+    if not 0 < args.threshold <= 1:
+        parser.error(f"--threshold {args.threshold} is not in (0, 1]")
+    runs = {}
+    for name, d in zip(_names(args.run_dirs), args.run_dirs):
+        try:
+            runs[name] = RunResults.from_output_dir(d)
+        except ValueError as e:
+            parser.error(str(e))  # exits 2 with the usage and the message
+    text = summary_markdown(runs, args.threshold)
+    print(text, end="")
+    if args.output:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
