@@ -1,5 +1,6 @@
 """Every recipe parses through the real TrlParser, and bad keys/values fail loudly."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,19 @@ def test_cli_overrides_yaml(tmp_path):
     cfg.write_text("task: copy\nd0: '5'\nround_max_steps: 10\nfilters: [length]\n")
     _, si, _, _ = parse_args(["--config", str(cfg), "--round_max_steps", "7"])
     assert si.round_max_steps == 7 and si.filters == ["length"]
+
+
+def test_model_overrides_from_yaml_and_from_the_command_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: copy\nd0: '5'\npreset: cpu\nmodel_overrides: {num_hidden_layers: 2}\n")
+    _, _, model_args, _ = parse_args(["--config", str(cfg)])
+    assert model_args.model_overrides == {"num_hidden_layers": 2}
+    flag = '{"hidden_size": 192, "num_attention_heads": 3}'
+    _, _, model_args, _ = parse_args(["--config", str(cfg), "--model_overrides", flag])
+    assert model_args.model_overrides == {"hidden_size": 192, "num_attention_heads": 3}
+    for bad in ("hidden_size=192", "[1, 2]"):
+        with pytest.raises(ValueError, match=re.escape(f"model_overrides: {bad!r} is not a mapping")):
+            parse_args(["--config", str(cfg), "--model_overrides", bad])
 
 
 @pytest.mark.parametrize(

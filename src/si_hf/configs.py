@@ -72,8 +72,14 @@ class ModelArguments(ModelConfig):
         },
     )
     preset: str = field(default="paper", metadata={"help": "From-scratch size: paper (14M), cpu (1M), tiny."})
-    model_overrides: dict | None = field(
-        default=None, metadata={"help": "Config fields overriding the preset, e.g. {num_hidden_layers: 4}."}
+    # dict | str: a YAML mapping, or on the command line a JSON object (as TrainingArguments'
+    # lr_scheduler_kwargs): --model_overrides '{"hidden_size": 192}'
+    model_overrides: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Config fields overriding the preset: a YAML mapping, e.g. {num_hidden_layers: 4}, or on the "
+            "command line a JSON object, e.g. '{\"num_hidden_layers\": 4}'."
+        },
     )
     position_encoding: str | None = field(
         default=None,
@@ -104,6 +110,18 @@ class ModelArguments(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        overrides = self.model_overrides
+        if isinstance(overrides, str):
+            try:
+                overrides = json.loads(overrides)
+            except ValueError:
+                pass  # still a string: refused below with the value given
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ValueError(
+                f"model_overrides: {self.model_overrides!r} is not a mapping; expected config fields, e.g. "
+                '{"num_hidden_layers": 4} (a JSON object on the command line)'
+            )
+        self.model_overrides = overrides
         if self.load_in_8bit or self.load_in_4bit:
             raise ValueError(
                 "load_in_8bit / load_in_4bit: quantized loading is not supported by si-hf; "
