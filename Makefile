@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quality demo bench tokenizer clean
+.PHONY: install test quality demo bench reproduce tokenizer clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,14 @@ tokenizer: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py --config recipes/copy/config_cpu.yaml
 	$(BIN)/si-hf report outputs/copy/cpu --output_dir outputs/copy/cpu/report
+
+# The CPU reproduction recipes under 3 seeds each, with reports and summaries (hours; never in CI):
+# outputs/reproduce/<task>/. `make reproduce-reverse-addition` runs one task (dashes for underscores).
+reproduce: $(STAMP)
+	$(BIN)/python scripts/reproduce.py
+
+reproduce-%: $(STAMP)
+	$(BIN)/python scripts/reproduce.py $(subst -,_,$*)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tasks.py

@@ -1,0 +1,141 @@
+"""Run the CPU reproduction recipes under several seeds and summarise them (`make reproduce`; hours).
+
+For each task (all by default) and each of its recipes, every seed runs the recipe exactly as the
+README gives it, with `--seed S --output_dir OUTPUT/<task>/<variant>/seed-S`:
+
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py \\
+        --config recipes/<task>/<recipe>.yaml --seed S --output_dir OUTPUT/<task>/<variant>/seed-S
+
+then `si-hf report` writes its heatmap and report beside it, the wall time and the CPU model go to
+`seed-S/wall.json`, and `si-hf summary` puts the seeds side by side in `<variant>/summary.md`; for a
+task with a contrast (a filter and its no-filter run) `<task>/contrast.md` holds every run of both.
+A finished run is not run again (the round loop finds every round in its store): rerunning the
+command after a crash resumes where it stopped, and only runs that trained anything record a time.
+
+    python scripts/reproduce.py [TASK ...] [--seeds 42 43 44] [--output_dir outputs/reproduce] [--dry_run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# task -> its CPU recipes; two recipes are a contrast that differs in the filter only
+RECIPES = {
+    "copy": ["recipes/copy/config_cpu.yaml"],
+    "reverse_addition": ["recipes/reverse_addition/config_cpu.yaml"],
+}
+SEEDS = (42, 43, 44)
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor() or "unknown"
+    return next(
+        (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+        "unknown",
+    )
+
+
+def variant(recipe: str) -> str:
+    """recipes/forward_addition/config_cpu_length_filter.yaml -> cpu_length_filter"""
+    return Path(recipe).stem.removeprefix("config_")
+
+
+def plan(tasks: list[str], seeds: list[int], output_dir: Path) -> list[dict]:
+    """Every (recipe, seed) run: its command and output directory, in the order they run."""
+    unknown = [t for t in tasks if t not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; expected some of {list(RECIPES)}")
+    bin_dir = Path(sys.executable).parent
+    runs = []
+    for task in tasks:
+        for recipe in RECIPES[task]:
+            for seed in seeds:
+                out = output_dir / task / variant(recipe) / f"seed-{seed}"
+                command = [
+                    str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
+                    "recipes/run_round.py", "--config", recipe, "--seed", str(seed), "--output_dir", str(out),
+                ]  # fmt: skip
+                runs.append(
+                    {"task": task, "recipe": recipe, "seed": seed, "output_dir": out, "command": command}
+                )
+    return runs
+
+
+def completed_rounds(out: Path) -> int:
+    """Rounds (of member 0) the store at `out` holds: a rerun that finds them all trains nothing."""
+    return len(list(out.glob("rounds/round-*/member-0/si_hf_round.json")))
+
+
+def run_one(run: dict) -> None:
+    out: Path = run["output_dir"]
+    before = completed_rounds(out)
+    t0 = time.perf_counter()
+    subprocess.run(run["command"], cwd=ROOT, check=True)
+    seconds = time.perf_counter() - t0
+    if completed_rounds(out) > before:  # it trained something: its time means what it says
+        record = {
+            "seconds": round(seconds, 1),
+            "rounds_run": completed_rounds(out) - before,
+            "resumed": before > 0,
+            "cpu": cpu_model(),
+            "command": shlex.join(["accelerate", *run["command"][1:]]),
+        }
+        (out / "wall.json").write_text(json.dumps(record, indent=2) + "\n")
+    subprocess.run([str(Path(sys.executable).parent / "si-hf"), "report", str(out)], cwd=ROOT, check=True)
+
+
+def summarise(runs: list[dict], output_dir: Path) -> list[Path]:
+    si_hf = str(Path(sys.executable).parent / "si-hf")
+    written = []
+    by_recipe: dict[tuple[str, str], list[Path]] = {}
+    for run in runs:
+        by_recipe.setdefault((run["task"], run["recipe"]), []).append(run["output_dir"])
+    for (task, recipe), dirs in by_recipe.items():
+        path = output_dir / task / variant(recipe) / "summary.md"
+        subprocess.run([si_hf, "summary", *map(str, dirs), "--output", str(path)], cwd=ROOT, check=True)
+        written.append(path)
+    for task in dict.fromkeys(run["task"] for run in runs):
+        dirs = [d for (t, _), ds in by_recipe.items() if t == task for d in ds]
+        if len({r for (t, r) in by_recipe if t == task}) > 1:
+            path = output_dir / task / "contrast.md"
+            subprocess.run([si_hf, "summary", *map(str, dirs), "--output", str(path)], cwd=ROOT, check=True)
+            written.append(path)
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("tasks", nargs="*", metavar="TASK", help=f"some of {list(RECIPES)} (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="seeds of every recipe")
+    parser.add_argument("--output_dir", type=Path, default=ROOT / "outputs" / "reproduce")
+    parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    try:
+        runs = plan(args.tasks or list(RECIPES), args.seeds, args.output_dir)
+    except ValueError as e:
+        parser.error(str(e))
+    for run in runs:
+        print(shlex.join(["accelerate", *run["command"][1:]]), flush=True)
+        if not args.dry_run:
+            run_one(run)
+    if not args.dry_run:
+        for path in summarise(runs, args.output_dir):
+            print(f"summary: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
