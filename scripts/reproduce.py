@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {
     "copy": ["recipes/copy/config_cpu.yaml"],
     "reverse_addition": ["recipes/reverse_addition/config_cpu.yaml"],
+    "forward_addition": [
+        "recipes/forward_addition/config_cpu_no_filter.yaml",
+        "recipes/forward_addition/config_cpu_length_filter.yaml",
+    ],
 }
 SEEDS = (42, 43, 44)
 
