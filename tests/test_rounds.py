@@ -237,10 +237,13 @@ def _run_killed_when(cfg: Path, marker_glob: str, timeout: float = 300) -> None:
         proc.wait()
 
 
-def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, precision):
+    """bf16: the uninterrupted run carries its round-0 model into round 1's Trainer, the resumed one
+    reloads it from the store; both must train round 1 under the same autocast."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    common = {"task": "copy", "d0": "4", "filters": ["length"], "num_rounds": 1}
+    common = {"task": "copy", "d0": "4", "filters": ["length"], "num_rounds": 1, "precision": precision}
     ref = write_config(tmp_path / "a", **common)
     main(["--config", str(ref)])
 
@@ -361,30 +364,23 @@ def test_pretrained_llama_with_lora(tmp_path):
     assert w[0]["model.embed_tokens.weight"].shape[0] == len(get_task("copy").alphabet) + 3
 
 
-def test_two_processes_shard_labelling_and_publish_once(tmp_path):
-    """torchrun with 2 CPU processes (gloo): labels are sharded and gathered back in prompt order."""
-    cfg = write_config(tmp_path, task="copy", d0="4", filters=["none"], num_rounds=1)
+def _torchrun_two_processes(*args: str) -> subprocess.CompletedProcess:
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            port,
-            str(REPO / "recipes/run_round.py"),
-            "--config",
-            str(cfg),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*command, str(REPO / "recipes/run_round.py"), *args], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_two_processes_shard_labelling_and_publish_once(tmp_path):
+    """torchrun with 2 CPU processes (gloo): labels are sharded and gathered back in prompt order, and
+    round 1 trains under DDP whether its model stayed in memory or was reloaded (`--resume_from`)."""
+    cfg = write_config(tmp_path, task="copy", d0="4", filters=["none"], num_rounds=1)
+    proc = _torchrun_two_processes("--config", str(cfg))
     out = run_dir(cfg)
     task = get_task("copy")
     metrics = check_round(out, task, 1, filters="none")
@@ -397,6 +393,15 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
     positions = [expected["prompt"].index(p) for p in kept]
     assert positions == sorted(positions)
     assert proc.stdout.count("round 1 member 0:") == 1  # only the main process reports and publishes
+
+    # round 1 again, from the store's round 0: without gradient sync the two would differ
+    resumed = tmp_path / "resumed"
+    source = str(out / "rounds/round-000/member-0")
+    _torchrun_two_processes("--config", str(cfg), "--output_dir", str(resumed), "--resume_from", source)
+    weights = [
+        load_file(str(d / "rounds/round-001/member-0/model/model.safetensors")) for d in (out, resumed)
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.slow

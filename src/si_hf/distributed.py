@@ -89,13 +89,31 @@ def untrained_twin(model, args):
     return copy.deepcopy(model, memo)
 
 
+def as_loaded(model):
+    """`model` as `from_pretrained` would give it back: without what accelerate attached to it.
+
+    In a one-process run accelerate marks the model it prepares (`_is_accelerate_prepared`; under DDP
+    the mark is on the wrapper) and skips preparing a marked model again, so a model carried into the
+    next round's Trainer trained without that round's bf16 autocast: in fp32, unlike the same round
+    after any resume, which reloads the model from the store. The mixed-precision forward wrapper goes
+    too, so labelling runs in the weights' own dtype, as for a reloaded model."""
+    original = model.__dict__.pop("_original_forward", None)
+    if original is not None:
+        # the class's forward with its decorators (`unwrap_model(keep_fp32_wrapper=False)` strips those)
+        if getattr(original, "__func__", None) is type(model).forward:
+            model.__dict__.pop("forward", None)
+        else:
+            model.forward = original
+    model.__dict__.pop("_is_accelerate_prepared", None)
+    return model
+
+
 def trained_model(trainer, twin):
     """The trained model, whole, on every process: the Trainer's own without DeepSpeed (`twin` is
     None), else `twin` filled with DeepSpeed's fp32 master weights. Every process must call it:
     each weight is gathered with a collective, in the same order everywhere."""
     if twin is None:
-        # the bare model, so labelling runs in the weights' own dtype as for a reloaded model
-        return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        return as_loaded(trainer.accelerator.unwrap_model(trainer.model))
     from deepspeed.utils import safe_get_full_fp32_param
 
     trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
