@@ -408,9 +408,9 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
 def test_copy_cpu_recipe_self_improves(tmp_path):
     """The README's main job (about 6.5 minutes on 2 cores with native bf16): the frontier moves.
 
-    Thresholds hold in every run of the recipe recorded in docs/results.md: the three lengths past the
-    supervised range reach 95%, and length 13 gains 20+ points over round 0 (26.5 to 73 points; float
-    results differ between CPUs and precisions)."""
+    Thresholds hold in every run of the recipe's seed (42) recorded in docs/results.md: the three
+    lengths past the supervised range reach 95%, and length 13 gains 20+ points over round 0 (26.5 to
+    73 points; float results differ between CPUs and precisions)."""
     out = tmp_path / "run"
     main(["--config", str(REPO / "recipes/copy/config_cpu.yaml"), "--output_dir", str(out)])
     rounds = json.loads((out / "metrics.json").read_text())
