@@ -378,7 +378,8 @@ def _torchrun_two_processes(*args: str) -> subprocess.CompletedProcess:
 
 def test_two_processes_shard_labelling_and_publish_once(tmp_path):
     """torchrun with 2 CPU processes (gloo): labels are sharded and gathered back in prompt order, and
-    round 1 trains under DDP whether its model stayed in memory or was reloaded (`--resume_from`)."""
+    round 1 comes out bit for bit the same whether its model stayed in memory or was reloaded
+    (`--resume_from`)."""
     cfg = write_config(tmp_path, task="copy", d0="4", filters=["none"], num_rounds=1)
     proc = _torchrun_two_processes("--config", str(cfg))
     out = run_dir(cfg)
@@ -394,7 +395,7 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
     assert positions == sorted(positions)
     assert proc.stdout.count("round 1 member 0:") == 1  # only the main process reports and publishes
 
-    # round 1 again, from the store's round 0: without gradient sync the two would differ
+    # round 1 again, from the store's round 0: under DDP too, a resumed round is the uninterrupted one
     resumed = tmp_path / "resumed"
     source = str(out / "rounds/round-000/member-0")
     _torchrun_two_processes("--config", str(cfg), "--output_dir", str(resumed), "--resume_from", source)
@@ -406,7 +407,7 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
 
 @pytest.mark.slow
 def test_copy_cpu_recipe_self_improves(tmp_path):
-    """The README's main job (about 6.5 minutes on 2 cores with native bf16): the frontier moves.
+    """The README's main job (6.5-9 minutes on 2 cores with native bf16): the frontier moves.
 
     Thresholds hold in every run of the recipe's seed (42) recorded in docs/results.md: the three
     lengths past the supervised range reach 95%, and length 13 gains 20+ points over round 0 (26.5 to
