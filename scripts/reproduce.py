@@ -9,6 +9,10 @@ README gives it, with `--seed S --output_dir OUTPUT/<task>/<variant>/seed-S`:
 then `si-hf report` writes its heatmap and report beside it, the wall time and the CPU model go to
 `seed-S/wall.json`, and `si-hf summary` puts the seeds side by side in `<variant>/summary.md`; for a
 task with a contrast (a filter and its no-filter run) `<task>/contrast.md` holds every run of both.
+A task with a vote recipe (`VOTES`) then runs it once, its k members being the round-0 models the
+task's first recipe trained under the first k seeds (`--resume_from OUTPUT/<task>/<variant>/members-S1-..`,
+a folder of links to `seed-S/rounds/round-000/member-0`): the k independently trained models of the
+paper's majority vote (section 5) at no extra round-0 cost, into `OUTPUT/<task>/<variant>/seeds-S1-..`.
 A finished run is not run again (the round loop finds every round in its store): rerunning the
 command after a crash resumes where it stopped, and only runs that trained anything record a time.
 
@@ -26,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 # task -> its CPU recipes; two recipes are a contrast that differs in the filter only
 RECIPES = {
@@ -36,6 +42,8 @@ RECIPES = {
         "recipes/forward_addition/config_cpu_length_filter.yaml",
     ],
 }
+# task -> a majority-vote recipe whose members start from round 0 of the task's first recipe, one per seed
+VOTES = {"reverse_addition": "recipes/reverse_addition/config_cpu_majority_vote.yaml"}
 SEEDS = (42, 43, 44)
 
 
@@ -73,7 +81,57 @@ def plan(tasks: list[str], seeds: list[int], output_dir: Path) -> list[dict]:
                 runs.append(
                     {"task": task, "recipe": recipe, "seed": seed, "output_dir": out, "command": command}
                 )
+        if task in VOTES:
+            k = num_members(VOTES[task])
+            if len(seeds) >= k:
+                runs.append(vote_run(task, RECIPES[task][0], seeds[:k], output_dir, bin_dir))
+            else:
+                print(f"{VOTES[task]}: not run, it votes over {k} models and {len(seeds)} seed(s) train only "
+                      f"{len(seeds)}: give at least {k} seeds", file=sys.stderr)  # fmt: skip
     return runs
+
+
+def num_members(recipe: str) -> int:
+    k = yaml.safe_load((ROOT / recipe).read_text()).get("num_members", 1)
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"{recipe}: a vote recipe needs num_members >= 2, got {k!r}")
+    return k
+
+
+def vote_run(task: str, first_recipe: str, seeds: list[int], output_dir: Path, bin_dir: Path) -> dict:
+    """The vote recipe of `task`, member m resumed from round 0 of `first_recipe` under `seeds[m]`."""
+    recipe = VOTES[task]
+    used = list(seeds)
+    if len(used) != num_members(recipe):
+        raise ValueError(f"{recipe} votes over {num_members(recipe)} models, got {len(used)} seeds: {used}")
+    tag = "-".join(map(str, used))
+    base = output_dir / task / variant(recipe)
+    members = base / f"members-{tag}"
+    out = base / f"seeds-{tag}"
+    command = [
+        str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
+        "recipes/run_round.py", "--config", recipe, "--seed", str(used[0]), "--resume_from", str(members),
+        "--output_dir", str(out),
+    ]  # fmt: skip
+    sources = [output_dir / task / variant(first_recipe) / f"seed-{s}" / "rounds" / "round-000" / "member-0"
+               for s in used]  # fmt: skip
+    return {"task": task, "recipe": recipe, "seed": used[0], "output_dir": out, "command": command,
+            "members": dict(zip((members / f"member-{m}" for m in range(len(used))), sources, strict=True))}  # fmt: skip
+
+
+def link_members(members: dict[Path, Path]) -> None:
+    """member-m -> the round-0 model it starts from; refuses a link that points elsewhere."""
+    for link, source in members.items():
+        if not (source / "si_hf_round.json").is_file():
+            raise FileNotFoundError(
+                f"{source}: no finished round 0 to vote with (its seed's run comes first)"
+            )
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if link.resolve() != source.resolve():
+                raise FileExistsError(f"{link} points to {link.resolve()}, expected {source}")
+            continue
+        link.symlink_to(source.resolve(), target_is_directory=True)
 
 
 def completed_rounds(out: Path) -> int:
@@ -83,6 +141,7 @@ def completed_rounds(out: Path) -> int:
 
 def run_one(run: dict) -> None:
     out: Path = run["output_dir"]
+    link_members(run.get("members", {}))
     before = completed_rounds(out)
     t0 = time.perf_counter()
     subprocess.run(run["command"], cwd=ROOT, check=True)

@@ -67,3 +67,54 @@ def test_runs_writes_reports_and_summaries_and_resumes(reproduce, tmp_path, caps
     first = (out / "copy" / "tiny_none" / "seed-7" / "wall.json").read_text()
     assert reproduce.main(["copy", "--seeds", "7", "--output_dir", str(out)]) == 0
     assert (out / "copy" / "tiny_none" / "seed-7" / "wall.json").read_text() == first
+
+
+def test_every_vote_recipe_votes_and_its_task_has_recipes():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for task, recipe in module.VOTES.items():
+        assert task in module.RECIPES and task in recipe and (ROOT / recipe).is_file()
+        assert module.num_members(recipe) <= len(module.SEEDS)
+
+
+def test_vote_resumes_from_the_seeds_round_0_models(reproduce, monkeypatch, tmp_path, capsys):
+    """The vote trains no round 0 of its own: member m starts from round 0 of seed m's run."""
+    vote = tmp_path / "config_tiny_vote.yaml"
+    vote.write_text(json.dumps({**SMALL, "task": "copy", "d0": "3", "filters": ["majority_vote"],
+                                "num_members": 2, "vote_threshold": 1.0, "report_to": "none"}))  # fmt: skip
+    monkeypatch.setattr(reproduce, "RECIPES", {"copy": reproduce.RECIPES["copy"][:1]})
+    monkeypatch.setattr(reproduce, "VOTES", {"copy": str(vote)})
+    out = tmp_path / "out"
+
+    # too few seeds to vote: the seeds run, the vote is skipped with a note
+    assert [r["recipe"] for r in reproduce.plan(["copy"], [7], out)] == [reproduce.RECIPES["copy"][0]]
+    assert "not run, it votes over 2 models" in capsys.readouterr().err
+
+    assert reproduce.main(["copy", "--seeds", "7", "8", "--output_dir", str(out)]) == 0
+    run = out / "copy" / "tiny_vote" / "seeds-7-8"
+    for m, seed in enumerate((7, 8)):
+        link = out / "copy" / "tiny_vote" / "members-7-8" / f"member-{m}"
+        source = out / "copy" / "tiny_none" / f"seed-{seed}" / "rounds" / "round-000" / "member-0"
+        assert link.is_symlink() and link.resolve() == source.resolve()
+        info = json.loads((run / "rounds" / "round-001" / f"member-{m}" / "si_hf_round.json").read_text())
+        assert info["info"]["resumed_from"]["spec"] == str(link)
+    assert not (run / "rounds" / "round-000").exists()
+    wall = json.loads((run / "wall.json").read_text())
+    assert wall["rounds_run"] == 1 and "--resume_from" in wall["command"]
+    assert "seeds-7-8" in (out / "copy" / "contrast.md").read_text()
+
+    # a rerun trains nothing; a member link that points elsewhere is refused, not followed
+    first = (run / "wall.json").read_text()
+    assert reproduce.main(["copy", "--seeds", "7", "8", "--output_dir", str(out)]) == 0
+    assert (run / "wall.json").read_text() == first
+    members = reproduce.plan(["copy"], [7, 8], out)[-1]["members"]
+    link = out / "copy" / "tiny_vote" / "members-7-8" / "member-1"
+    link.unlink()
+    link.symlink_to(out / "copy" / "tiny_none" / "seed-7" / "rounds" / "round-000" / "member-0")
+    with pytest.raises(FileExistsError, match="member-1 points to .*seed-7.*expected .*seed-8"):
+        reproduce.link_members(members)
+    # a seed whose round 0 never finished cannot be voted with
+    missing = {tmp_path / "links" / "member-0": tmp_path / "nowhere"}
+    with pytest.raises(FileNotFoundError, match="nowhere: no finished round 0"):
+        reproduce.link_members(missing)
