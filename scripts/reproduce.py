@@ -74,10 +74,7 @@ def plan(tasks: list[str], seeds: list[int], output_dir: Path) -> list[dict]:
         for recipe in RECIPES[task]:
             for seed in seeds:
                 out = output_dir / task / variant(recipe) / f"seed-{seed}"
-                command = [
-                    str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
-                    "recipes/run_round.py", "--config", recipe, "--seed", str(seed), "--output_dir", str(out),
-                ]  # fmt: skip
+                command = launch(bin_dir, recipe, "--seed", str(seed), "--output_dir", str(out))
                 runs.append(
                     {"task": task, "recipe": recipe, "seed": seed, "output_dir": out, "command": command}
                 )
@@ -91,6 +88,11 @@ def plan(tasks: list[str], seeds: list[int], output_dir: Path) -> list[dict]:
     return runs
 
 
+def launch(bin_dir: Path, recipe: str, *args: str) -> list[str]:
+    return [str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
+            "recipes/run_round.py", "--config", recipe, *args]  # fmt: skip
+
+
 def num_members(recipe: str) -> int:
     k = yaml.safe_load((ROOT / recipe).read_text()).get("num_members", 1)
     if not isinstance(k, int) or k < 2:
@@ -100,19 +102,14 @@ def num_members(recipe: str) -> int:
 
 def vote_run(task: str, first_recipe: str, seeds: list[int], output_dir: Path, bin_dir: Path) -> dict:
     """The vote recipe of `task`, member m resumed from round 0 of `first_recipe` under `seeds[m]`."""
-    recipe = VOTES[task]
-    used = list(seeds)
-    if len(used) != num_members(recipe):
-        raise ValueError(f"{recipe} votes over {num_members(recipe)} models, got {len(used)} seeds: {used}")
+    recipe, used = VOTES[task], list(seeds)
     tag = "-".join(map(str, used))
     base = output_dir / task / variant(recipe)
     members = base / f"members-{tag}"
     out = base / f"seeds-{tag}"
-    command = [
-        str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
-        "recipes/run_round.py", "--config", recipe, "--seed", str(used[0]), "--resume_from", str(members),
-        "--output_dir", str(out),
-    ]  # fmt: skip
+    command = launch(
+        bin_dir, recipe, "--seed", str(used[0]), "--resume_from", str(members), "--output_dir", str(out)
+    )
     sources = [output_dir / task / variant(first_recipe) / f"seed-{s}" / "rounds" / "round-000" / "member-0"
                for s in used]  # fmt: skip
     return {"task": task, "recipe": recipe, "seed": used[0], "output_dir": out, "command": command,
