@@ -102,18 +102,17 @@ def num_members(recipe: str) -> int:
 
 def vote_run(task: str, first_recipe: str, seeds: list[int], output_dir: Path, bin_dir: Path) -> dict:
     """The vote recipe of `task`, member m resumed from round 0 of `first_recipe` under `seeds[m]`."""
-    recipe, used = VOTES[task], list(seeds)
-    tag = "-".join(map(str, used))
+    recipe, tag = VOTES[task], "-".join(map(str, seeds))
     base = output_dir / task / variant(recipe)
     members = base / f"members-{tag}"
     out = base / f"seeds-{tag}"
     command = launch(
-        bin_dir, recipe, "--seed", str(used[0]), "--resume_from", str(members), "--output_dir", str(out)
+        bin_dir, recipe, "--seed", str(seeds[0]), "--resume_from", str(members), "--output_dir", str(out)
     )
     sources = [output_dir / task / variant(first_recipe) / f"seed-{s}" / "rounds" / "round-000" / "member-0"
-               for s in used]  # fmt: skip
-    return {"task": task, "recipe": recipe, "seed": used[0], "output_dir": out, "command": command,
-            "members": dict(zip((members / f"member-{m}" for m in range(len(used))), sources, strict=True))}  # fmt: skip
+               for s in seeds]  # fmt: skip
+    return {"task": task, "recipe": recipe, "seed": seeds[0], "output_dir": out, "command": command,
+            "members": dict(zip((members / f"member-{m}" for m in range(len(seeds))), sources, strict=True))}  # fmt: skip
 
 
 def link_members(members: dict[Path, Path]) -> None:

@@ -10,12 +10,18 @@ from test_report import SMALL
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def reproduce(monkeypatch, tmp_path):
-    """The script as a module, its task list replaced by a tiny copy contrast (none vs length)."""
+def load_script():
+    """scripts/reproduce.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def reproduce(monkeypatch, tmp_path):
+    """The script as a module, its task list replaced by a tiny copy contrast (none vs length)."""
+    module = load_script()
     recipes = []
     for name, filters in (("config_tiny_none.yaml", ["none"]), ("config_tiny_length.yaml", ["length"])):
         path = tmp_path / name
@@ -28,9 +34,7 @@ def reproduce(monkeypatch, tmp_path):
 
 
 def test_every_recipe_in_the_task_list_exists():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script()
     for task, recipes in module.RECIPES.items():
         for recipe in recipes:
             assert (ROOT / recipe).is_file(), recipe
@@ -70,9 +74,7 @@ def test_runs_writes_reports_and_summaries_and_resumes(reproduce, tmp_path, caps
 
 
 def test_every_vote_recipe_votes_and_its_task_has_recipes():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script()
     for task, recipe in module.VOTES.items():
         assert task in module.RECIPES and task in recipe and (ROOT / recipe).is_file()
         assert module.num_members(recipe) <= len(module.SEEDS)
