@@ -43,7 +43,10 @@ RECIPES = {
     ],
 }
 # task -> a majority-vote recipe whose members start from round 0 of the task's first recipe, one per seed
-VOTES = {"reverse_addition": "recipes/reverse_addition/config_cpu_majority_vote.yaml"}
+VOTES = {
+    "reverse_addition": "recipes/reverse_addition/config_cpu_majority_vote.yaml",
+    "forward_addition": "recipes/forward_addition/config_cpu_majority_vote.yaml",
+}
 SEEDS = (42, 43, 44)
 
 

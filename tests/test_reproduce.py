@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from test_report import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,24 @@ def test_every_vote_recipe_votes_and_its_task_has_recipes():
     for task, recipe in module.VOTES.items():
         assert task in module.RECIPES and task in recipe and (ROOT / recipe).is_file()
         assert module.num_members(recipe) <= len(module.SEEDS)
+
+
+# what a vote recipe may set apart from the recipe whose round-0 models its members resume from
+AFTER_ROUND_0 = {"output_dir", "num_rounds", "filters", "num_members", "vote_threshold", "vote_labels",
+                 "length_filter_tau"}  # fmt: skip
+
+
+def test_every_vote_recipe_trains_round_0_as_the_recipe_it_resumes_from():
+    """The vote's members start from the first recipe's round 0, so a member trained from scratch by the
+    vote recipe alone must be the same model: every task, model and round-0 key agrees."""
+    module = load_script()
+    for task, recipe in module.VOTES.items():
+        vote, first = (yaml.safe_load((ROOT / r).read_text()) for r in (recipe, module.RECIPES[task][0]))
+        differ = {k for k in vote.keys() | first.keys() if vote.get(k) != first.get(k)}
+        assert differ <= AFTER_ROUND_0, (
+            f"{recipe} and {module.RECIPES[task][0]} differ in {differ - AFTER_ROUND_0}"
+        )
+        assert "majority_vote" in vote["filters"] and vote["vote_threshold"] == 1.0
 
 
 def test_vote_resumes_from_the_seeds_round_0_models(reproduce, monkeypatch, tmp_path, capsys):
