@@ -87,8 +87,8 @@ AFTER_ROUND_0 = {"output_dir", "num_rounds", "filters", "num_members", "vote_thr
 
 
 def test_every_vote_recipe_trains_round_0_as_the_recipe_it_resumes_from():
-    """The vote's members start from the first recipe's round 0, so a member trained from scratch by the
-    vote recipe alone must be the same model: every task, model and round-0 key agrees."""
+    """The vote's members start from the first recipe's round 0, so the vote recipe run alone must train
+    the same round 0 under the same seed: every task, model and round-0 key agrees."""
     module = load_script()
     for task, recipe in module.VOTES.items():
         vote, first = (yaml.safe_load((ROOT / r).read_text()) for r in (recipe, module.RECIPES[task][0]))
