@@ -30,7 +30,8 @@ demo: $(STAMP)
 	$(BIN)/accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py --config recipes/copy/config_cpu.yaml
 	$(BIN)/si-hf report outputs/copy/cpu --output_dir outputs/copy/cpu/report
 
-# The CPU reproduction recipes under 3 seeds each, then reverse and forward addition's votes over their seeds' round-0 models,
+# The CPU reproduction recipes under 3 seeds each, then the votes of reverse addition, forward addition and multiplication
+# over their seeds' round-0 models,
 # with reports and summaries (hours; never in CI):
 # outputs/reproduce/<task>/. `make reproduce-reverse-addition` runs one task (dashes for underscores).
 reproduce: $(STAMP)

@@ -41,11 +41,13 @@ RECIPES = {
         "recipes/forward_addition/config_cpu_no_filter.yaml",
         "recipes/forward_addition/config_cpu_length_filter.yaml",
     ],
+    "multiplication": ["recipes/multiplication/config_cpu_no_filter.yaml"],
 }
 # task -> a majority-vote recipe whose members start from round 0 of the task's first recipe, one per seed
 VOTES = {
     "reverse_addition": "recipes/reverse_addition/config_cpu_majority_vote.yaml",
     "forward_addition": "recipes/forward_addition/config_cpu_majority_vote.yaml",
+    "multiplication": "recipes/multiplication/config_cpu_majority_vote_length.yaml",
 }
 SEEDS = (42, 43, 44)
 
