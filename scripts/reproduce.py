@@ -42,6 +42,10 @@ RECIPES = {
         "recipes/forward_addition/config_cpu_length_filter.yaml",
     ],
     "multiplication": ["recipes/multiplication/config_cpu_no_filter.yaml"],
+    "maze_hops": [
+        "recipes/maze_hops/config_cpu_no_filter.yaml",
+        "recipes/maze_hops/config_cpu_verifier.yaml",
+    ],
 }
 # task -> a majority-vote recipe whose members start from round 0 of the task's first recipe, one per seed
 VOTES = {

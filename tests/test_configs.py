@@ -1,5 +1,6 @@
 """Every recipe parses through the real TrlParser, and bad keys/values fail loudly."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -41,6 +42,34 @@ def test_recipe_parses(path):
         assert 0 < train_args.save_steps < si.round_max_steps
     header = path.read_text().splitlines()[:3]
     assert any("Hardware" in line and "batch" in line for line in header), "header must name hardware + batch"
+
+
+# the CPU contrasts (docs/results.md): the filtered recipe against the unfiltered one of the same task
+CONTRASTS = [
+    ("forward_addition", "config_cpu_no_filter.yaml", "config_cpu_length_filter.yaml"),
+    ("multiplication", "config_cpu_no_filter.yaml", "config_cpu_majority_vote_length.yaml"),
+    ("maze_hops", "config_cpu_no_filter.yaml", "config_cpu_verifier.yaml"),
+]
+FILTER_FIELDS = {
+    "filters",
+    "num_members",
+    "vote_threshold",
+    "vote_labels",
+    "length_filter_tau",
+    "verifier_checks",
+}
+
+
+@pytest.mark.parametrize("task, unfiltered, filtered", CONTRASTS, ids=[c[0] for c in CONTRASTS])
+def test_cpu_contrasts_differ_in_the_filter_only(task, unfiltered, filtered):
+    """A contrast measures the filter: round 0, schedule, rounds and evaluation are the same."""
+    root = RECIPES[0].parents[1]
+    a, b = (parse_args(["--config", str(root / task / name)]) for name in (unfiltered, filtered))
+    differ = set()
+    for x, y in zip(a, b, strict=True):
+        differ |= {f.name for f in dataclasses.fields(x) if getattr(x, f.name) != getattr(y, f.name)}
+    assert differ - {"output_dir", "logging_dir"} <= FILTER_FIELDS, sorted(differ)
+    assert a[1].filters == ["none"] and b[1].filters != ["none"]
 
 
 def test_unknown_yaml_key_is_named(tmp_path):
