@@ -10,7 +10,8 @@ from si_hf.configs import SelfImproveArguments, check_training_arguments
 from si_hf.rounds import parse_args
 from si_hf.tasks import get_task
 
-RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").rglob("*.yaml"))
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))
 
 
 def test_there_are_recipes_for_every_task():
@@ -63,8 +64,7 @@ FILTER_FIELDS = {
 @pytest.mark.parametrize("task, unfiltered, filtered", CONTRASTS, ids=[c[0] for c in CONTRASTS])
 def test_cpu_contrasts_differ_in_the_filter_only(task, unfiltered, filtered):
     """A contrast measures the filter: round 0, schedule, rounds and evaluation are the same."""
-    root = RECIPES[0].parents[1]
-    a, b = (parse_args(["--config", str(root / task / name)]) for name in (unfiltered, filtered))
+    a, b = (parse_args(["--config", str(RECIPE_DIR / task / name)]) for name in (unfiltered, filtered))
     differ = set()
     for x, y in zip(a, b, strict=True):
         differ |= {f.name for f in dataclasses.fields(x) if getattr(x, f.name) != getattr(y, f.name)}
