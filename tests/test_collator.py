@@ -236,3 +236,56 @@ def test_packing_without_the_mask_would_leak_between_examples(tok):
     leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
     assert torch.allclose(model(**packed, use_cache=False).loss, padded_loss, atol=1e-5)
     assert not torch.allclose(model(**leaky, use_cache=False).loss, padded_loss, atol=1e-3)
+
+
+def test_without_completion_only_loss_every_token_after_bos_is_labelled(tok):
+    padded = PromptCompletionCollator(tok, completion_only_loss=False)(EXAMPLES)
+    masked = PromptCompletionCollator(tok)(EXAMPLES)
+    assert torch.equal(padded["input_ids"], masked["input_ids"])
+    for row, example in enumerate(EXAMPLES):
+        n = _num_tokens(example)
+        ids = padded["input_ids"][row].tolist()
+        # BOS is never a target (nothing predicts it); padding never is either
+        assert padded["labels"][row].tolist() == [-100] + ids[1:n] + [-100] * (len(ids) - n)
+    # the completion's labels are the masked collator's, so the option only adds prompt tokens
+    completion = masked["labels"] != -100
+    assert torch.equal(padded["labels"][completion], masked["labels"][completion])
+    assert (padded["labels"] != -100).sum() > completion.sum()
+
+
+def test_packing_keeps_the_prompt_labels_and_the_padded_loss(tok):
+    from si_hf.modeling import SILlamaForCausalLM, tiny_config
+
+    torch.manual_seed(0)
+    model = SILlamaForCausalLM(tiny_config(len(tok), initializer_range=0.3))
+    examples = [{"prompt": "1" * n + "=", "completion": "2" * n} for n in (1, 9, 3, 7, 2, 5, 8, 4)]
+    padded = PromptCompletionCollator(tok, completion_only_loss=False)(examples)
+    packed = PromptCompletionCollator(tok, pack_length=24, completion_only_loss=False)(examples)
+    labelled = packed["labels"] != -100
+    assert sorted(packed["labels"][labelled].tolist()) == sorted(
+        padded["labels"][padded["labels"] != -100].tolist()
+    )
+    # every example's first token (BOS, position 0) is unlabelled, every other token of it labelled
+    assert torch.equal(labelled, (packed["position_ids"] > 0) & (packed["input_ids"] != tok.pad_token_id))
+    loss_padded = model(**padded, use_cache=False).loss
+    loss_packed = model(**packed, use_cache=False).loss
+    assert torch.allclose(loss_padded, loss_packed, atol=1e-5)
+    masked = model(**PromptCompletionCollator(tok, pack_length=24)(examples), use_cache=False).loss
+    assert not torch.allclose(loss_packed, masked, atol=1e-3)
+
+
+def test_trainer_loss_without_completion_only_loss_is_the_full_sequence_token_mean(tok, tmp_path):
+    trainer = _tiny_trainer(tok, tmp_path, EXAMPLES)
+    trainer.data_collator = PromptCompletionCollator(tok, completion_only_loss=False)
+    nll = []
+    for example in EXAMPLES:
+        ids = [tok.bos_token_id, *_bare(tok, example["prompt"] + example["completion"]), tok.eos_token_id]
+        with torch.no_grad():
+            logp = torch.log_softmax(trainer.model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        nll += [-logp[t, ids[t + 1]] for t in range(len(ids) - 1)]
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(torch.stack(nll).mean().item(), rel=1e-5)
+
+
+def test_completion_only_loss_must_be_a_bool(tok):
+    with pytest.raises(ValueError, match="completion_only_loss must be True or False, got 'no'"):
+        PromptCompletionCollator(tok, completion_only_loss="no")

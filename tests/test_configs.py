@@ -141,3 +141,16 @@ def test_help_of_every_parser_formats(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--vote_labels {own,consensus}" in out and "--min_round_examples" in out and "--dtype" in out
+
+
+def test_completion_only_loss_from_yaml_and_cli_reaches_the_collator(tmp_path):
+    from si_hf.rounds import SelfImprovementRun
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"task: copy\nd0: '5'\ncompletion_only_loss: false\noutput_dir: {tmp_path / 'out'}\n")
+    args = parse_args(["--config", str(cfg)])
+    assert args[1].completion_only_loss is False
+    assert SelfImprovementRun(*args).collator.completion_only_loss is False
+    _, si, _, _ = parse_args(["--config", str(cfg), "--completion_only_loss", "true"])
+    assert si.completion_only_loss is True
+    assert SelfImproveArguments().completion_only_loss is True  # the paper's setting by default

@@ -1,4 +1,5 @@
-"""Prompt-masking data collator: the loss covers the completion and its EOS, never the prompt or padding."""
+"""Prompt-masking data collator: the loss covers the completion and its EOS, never padding, and the
+prompt only when asked to (`completion_only_loss=False`)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,18 @@ class PromptCompletionCollator:
     batch holds the same examples with the same labels: the loss (the mean over its completion
     tokens) is the padded batch's, up to float rounding, for far fewer tokens of compute. With RoPE
     models the restarted positions are each example's own.
+
+    `completion_only_loss`: True (default, the paper's setting: section 3 trains on the answer) labels
+    the completion and its EOS only. False labels every token after BOS, prompt included, as a plain
+    language model would: the same examples, more supervised tokens per example. It uses no answer the
+    model has not been given, so self-labelled rounds stay free of ground truth.
     """
 
     tokenizer: PreTrainedTokenizerBase
     pad_to_multiple_of: int | None = None
     max_length: int | None = None
     pack_length: int | None = None
+    completion_only_loss: bool = True
 
     def __post_init__(self):
         if self.tokenizer.pad_token_id is None:
@@ -47,6 +54,12 @@ class PromptCompletionCollator:
             value = getattr(self, field)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{field} must be a positive int or None, got {value!r}")
+        if not isinstance(self.completion_only_loss, bool):
+            raise ValueError(f"completion_only_loss must be True or False, got {self.completion_only_loss!r}")
+
+    def _loss_start(self, prompt_length: int) -> int:
+        """Index of the first labelled token: the completion's, or the first after BOS (nothing predicts BOS)."""
+        return prompt_length if self.completion_only_loss else 1
 
     def _pretokenized(self, example: dict[str, Any]) -> tuple[list[int], int]:
         ids, prompt_length = [int(i) for i in example["input_ids"]], int(example["prompt_length"])
@@ -103,7 +116,8 @@ class PromptCompletionCollator:
         for row, (ids, prompt_length) in enumerate(framed):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
-            labels[row, prompt_length : len(ids)] = input_ids[row, prompt_length : len(ids)]
+            first = self._loss_start(prompt_length)
+            labels[row, first : len(ids)] = input_ids[row, first : len(ids)]
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
     def _packed(self, framed: list[tuple[list[int], int]], row_length: int) -> dict[str, torch.Tensor]:
@@ -128,7 +142,8 @@ class PromptCompletionCollator:
             for ids, prompt_length in examples:
                 end = start + len(ids)
                 input_ids[r, start:end] = torch.tensor(ids)
-                labels[r, start + prompt_length : end] = input_ids[r, start + prompt_length : end]
+                first = start + self._loss_start(prompt_length)
+                labels[r, first:end] = input_ids[r, first:end]
                 position_ids[r, start:end] = torch.arange(len(ids))
                 start = end
             position_ids[r, start:] = torch.arange(width - start)  # the padding is a segment of its own

@@ -214,6 +214,15 @@ class SelfImproveArguments:
             "longest example."
         },
     )
+    completion_only_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "true (default): the loss covers the completion and its EOS only, the paper's setting "
+            "(section 3). false: it also covers every prompt token after BOS, so each example supervises "
+            "the prompt's tokens too; no answer is involved, so self-labelled rounds stay free of ground "
+            "truth. The maze CPU recipes set false (docs/cpu-tuning.md, 'Mazes')."
+        },
+    )
     newest_round_probability: float = field(
         default=0.5, metadata={"help": "Sampling probability of the newest round in the training mix."}
     )
@@ -433,6 +442,7 @@ EXPERIMENT_KEYS = {
         "newest_round_probability",
         "min_round_examples",
         "precision",
+        "completion_only_loss",
     ),
     "model": (
         "model_name_or_path",

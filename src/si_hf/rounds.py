@@ -97,7 +97,9 @@ class SelfImprovementRun:
             num_members=si.num_members,
         )
         self.history: RoundHistory | None = None  # read from the store once the run holds it
-        self.collator = PromptCompletionCollator(self.tokenizer, pack_length=si.pack_length)
+        self.collator = PromptCompletionCollator(
+            self.tokenizer, pack_length=si.pack_length, completion_only_loss=si.completion_only_loss
+        )
         self.precision = precision_overrides(si.precision)
         self._models: dict[int, tuple[int, object]] = {}  # member -> (round, its latest model in memory)
         self._eval_sets: dict = {}
