@@ -85,13 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         parser.error(f"--n {args.n}: expected at least one maze per hop count")
 
-    import torch
     from transformers import AutoModelForCausalLM
 
     import si_hf  # noqa: F401  registers SI-Llama with the Auto classes
     from si_hf.tokenization import get_tokenizer
 
-    torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     table = run(model, get_tokenizer("maze"), args.num_nodes, args.hops, args.n, args.seed)
     if args.json:
