@@ -4,10 +4,15 @@ Both decoders run greedily with the same per-prompt bound (`task.max_answer_toke
 on the same prompts and model; the baseline neither sorts by length nor stops rows at their own bound.
 The floor is one forward pass (no cache, no decoding loop) over the prompts with their true answers,
 in the same batches: what scoring the finished sequences costs, which no decoder can beat by
-much. The static-cache path (`cache_implementation="static"`) is timed too.
+much. The static-cache path (`cache_implementation="static"`) is timed too, and `label()` under bf16
+autocast (`decode_precision: bf16`), with how many of its labels equal fp32's and how many of each
+are right. An untrained model's labels say little about the last two: `--model` times a trained one
+(a round's `model` folder) on prompts of the levels it labels.
 
     .venv/bin/python benchmarks/bench_labeling.py                 # 256 x 16-digit reverse addition, batch 64 and 256
     .venv/bin/python benchmarks/bench_labeling.py --mixed         # difficulties 1..16 mixed
+    .venv/bin/python benchmarks/bench_labeling.py --model <out>/rounds/round-000/member-0/model \
+        --task multiplication --difficulties 6x1 1x6 -n 1000 --batch-sizes 500
 """
 
 import argparse
@@ -15,6 +20,8 @@ import random
 import time
 
 import torch
+from bench_training import cpu_model_name  # this folder, as `python benchmarks/...` runs it
+from transformers import AutoModelForCausalLM
 
 from si_hf.labeling import label
 from si_hf.modeling import SILlamaForCausalLM, get_config
@@ -73,24 +80,44 @@ def main():
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[64, 256], help="256 is label()'s default"
     )
+    parser.add_argument(
+        "--difficulties", nargs="+", help="levels to sample from, in turn (overrides --digits)"
+    )
+    parser.add_argument("--model", help="a saved model (from_pretrained) instead of an untrained one")
+    parser.add_argument("--maze_num_nodes", type=int, default=8, help="maze_hops: nodes per maze")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    task = get_task(args.task)
+    task = (
+        get_task(args.task, num_nodes=args.maze_num_nodes)
+        if args.task == "maze_hops"
+        else get_task(args.task)
+    )
     tokenizer = get_tokenizer(task.tokenizer_name)
-    model = SILlamaForCausalLM(get_config(args.preset, len(tokenizer))).eval()
+    if args.model:
+        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+        what = args.model
+    else:
+        model = SILlamaForCausalLM(get_config(args.preset, len(tokenizer))).eval()
+        what = f"{args.preset} preset, untrained"
     rng = random.Random(0)
-    prompts = [
-        task.sample(rng.randint(1, args.digits) if args.mixed else args.digits, rng)[0] for _ in range(args.n)
-    ]
+    if args.difficulties:
+        levels = [task.parse_difficulty(d) for d in args.difficulties]
+        prompts = [task.sample(levels[i % len(levels)], rng)[0] for i in range(args.n)]
+        shown = " ".join(args.difficulties)
+    else:
+        prompts = [
+            task.sample(rng.randint(1, args.digits) if args.mixed else args.digits, rng)[0]
+            for _ in range(args.n)
+        ]
+        shown = f"{'1..' if args.mixed else ''}{args.digits} digits"
 
     print(
-        f"{args.preset} preset ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), {args.n} "
-        f"{args.task} prompts ({'1..' if args.mixed else ''}{args.digits} digits), fp32, "
-        f"{args.threads} threads, best of {args.repeats}"
+        f"{what} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params), {args.n} {args.task} "
+        f"prompts ({shown}), fp32 weights, {args.threads} threads, best of {args.repeats}, CPU: {cpu_model_name()}"
     )
     for batch_size in args.batch_sizes:
         compare(model, tokenizer, task, prompts, batch_size, args.repeats)
@@ -99,7 +126,7 @@ def main():
 def compare(model, tokenizer, task, prompts, batch_size, repeats):
     n = len(prompts)
     label(model, tokenizer, task, prompts[:batch_size], batch_size=batch_size, progress=False)
-    (t_label, t_base, t_static, t_floor), (preds, texts, static, _) = best_times(
+    times, results = best_times(
         [
             lambda: label(model, tokenizer, task, prompts, batch_size=batch_size, progress=False),
             lambda: baseline(model, tokenizer, task, prompts, batch_size),
@@ -113,9 +140,13 @@ def compare(model, tokenizer, task, prompts, batch_size, repeats):
                 cache_implementation="static",
             ),
             lambda: teacher_forced(model, tokenizer, task, prompts, batch_size),
+            lambda: label(
+                model, tokenizer, task, prompts, batch_size=batch_size, progress=False, decode_dtype="bf16"
+            ),
         ],
         repeats,
     )
+    (t_label, t_base, t_static, t_floor, t_bf16), (preds, texts, static, _, bf16) = times, results
     same = sum(p.text == t for p, t in zip(preds, texts))
     same_static = sum(p == s for p, s in zip(preds, static))
     print(f"batch {batch_size}:")
@@ -125,6 +156,16 @@ def compare(model, tokenizer, task, prompts, batch_size, repeats):
     print(f"  teacher-forced floor:  {n / t_floor:8.1f} examples/s ({t_floor:.2f} s)")
     print(f"  speedup label/baseline: {t_base / t_label:.2f}x; identical labels: {same}/{n}")
     print(f"  label time / floor: {t_label / t_floor:.2f}x; static cache identical labels: {same_static}/{n}")
+    truth = [task.solve(p) for p in prompts]
+    right = sum(p.complete and p.text == t for p, t in zip(preds, truth))
+    right_bf16 = sum(p.complete and p.text == t for p, t in zip(bf16, truth))
+    print(
+        f"  label(), bf16 autocast: {n / t_bf16:8.1f} examples/s ({t_bf16:.2f} s), {t_label / t_bf16:.2f}x fp32's"
+    )
+    print(
+        f"  bf16 identical labels: {sum(a == b for a, b in zip(preds, bf16))}/{n}; "
+        f"right: fp32 {right}/{n}, bf16 {right_bf16}/{n}"
+    )
 
 
 if __name__ == "__main__":

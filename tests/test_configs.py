@@ -154,3 +154,38 @@ def test_completion_only_loss_from_yaml_and_cli_reaches_the_collator(tmp_path):
     _, si, _, _ = parse_args(["--config", str(cfg), "--completion_only_loss", "true"])
     assert si.completion_only_loss is True
     assert SelfImproveArguments().completion_only_loss is True  # the paper's setting by default
+
+
+def test_decode_precision_from_yaml_and_cli_reaches_labelling_and_evaluation(tmp_path):
+    import torch
+
+    from si_hf.rounds import SelfImprovementRun
+    from si_hf.testing.models import random_model
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"task: copy\nd0: '3'\ndecode_precision: bf16\neval_examples_per_difficulty: 4\n"
+        f"eval_beyond: 1\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    args = parse_args(["--config", str(cfg)])
+    assert args[1].decode_precision == "bf16"
+    run = SelfImprovementRun(*args)
+    assert run.decode["decode_dtype"] == "bf16"
+    model = random_model(run.tokenizer)
+    dtypes = []
+    model.lm_head.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    result = run.evaluate(model, ["3"])
+    assert sorted(result.count) == ["1", "2", "3", "4"] and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    run._models[0] = (0, model)  # round 0's model, as the round that trained it leaves it in memory
+    predictions, labelers, _ = run.label(1, 0, ["12=", "345="])
+    assert labelers == [0] and len(predictions[0]) == 2 and set(dtypes) == {torch.bfloat16}
+
+    _, si, _, _ = parse_args(["--config", str(cfg), "--decode_precision", "native"])
+    assert si.decode_precision == "native"
+    assert SelfImproveArguments().decode_precision == "fp32"  # labels as the weights compute them
+    cfg.write_text(cfg.read_text().replace("decode_precision: bf16", "decode_precision: fp16"))
+    with pytest.raises(
+        ValueError, match=r"decode_precision: 'fp16' is not one of \['fp32', 'native', 'bf16'\]"
+    ):
+        parse_args(["--config", str(cfg)])

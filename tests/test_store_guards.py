@@ -172,6 +172,9 @@ def test_continuing_with_another_task_is_refused_listing_the_changes(store):
         ValueError, match=r"self_improve.filters: \['length'\] -> \['none'\]; training.seed: 7 -> 8"
     ):
         _continue(cfg, "--seed", "8", "--filters", "none")
+    # bf16 decoding gives other labels and scores than the fp32 the rounds so far were made with
+    with pytest.raises(ValueError, match=r"self_improve.decode_precision: 'fp32' -> 'bf16'"):
+        _continue(cfg, "--decode_precision", "bf16")
     assert _rounds(out) == ["round-000", "round-001"]
     # what may change between invocations is accepted: later rounds' steps, evaluation size
     _continue(cfg, "--round_max_steps", "2", "--eval_examples_per_difficulty", "4")

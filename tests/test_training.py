@@ -159,6 +159,12 @@ def test_native_precision_reads_the_cpu_flags():
     expected = cpu_has_native_bf16() or torch.cuda.is_available()  # this machine, whichever it is
     assert precision_overrides("native")["bf16"] == expected
     assert precision_overrides("auto")["bf16"] == torch.cuda.is_available()
+    from si_hf.training import decode_dtype
+
+    assert decode_dtype("native") == ("bf16" if expected else "fp32")
+    assert decode_dtype("fp32") == "fp32" and decode_dtype("bf16") == "bf16"
+    with pytest.raises(ValueError, match="decode_precision='auto'"):
+        decode_dtype("auto")
 
 
 def test_torch_compile_trains_like_eager_and_returns_the_plain_model(tmp_path, char):

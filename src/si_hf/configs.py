@@ -20,6 +20,7 @@ from si_hf.round_data import LABEL_SETTINGS
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "native", "fp32", "bf16")
+DECODE_PRECISIONS = ("fp32", "native", "bf16")
 
 
 @dataclass
@@ -163,8 +164,20 @@ class SelfImproveArguments:
         default="dynamic",
         metadata={
             "help": "KV cache of greedy decoding (labels and evaluation): dynamic, or static (preallocated; "
-            "generate compiles the decoding step on a GPU). The labels are the same.",
+            "generate compiles the decoding step on a GPU). The labels are the same up to float rounding in a "
+            "near-tie (1 of 2000 CoT multiplication labels differed, docs/results.md).",
             "choices": ["dynamic", "static"],
+        },
+    )
+    decode_precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "Precision of greedy decoding (labels and evaluation): fp32 (default: the weights' dtype, "
+            "no autocast), bf16 (bf16 autocast), native (bf16 on a GPU or a CPU that computes bf16 natively, "
+            "AVX512-BF16 or AMX; else fp32). On such a CPU bf16 decoded maze labels 1.36x faster and CoT "
+            "multiplication 0.89-1.07x (docs/results.md); near-ties go other ways, so 3-27 percent of the "
+            "labels differ from fp32's. benchmarks/bench_labeling.py --model measures both.",
+            "choices": list(DECODE_PRECISIONS),
         },
     )
     filters: list[str] = field(
@@ -274,6 +287,10 @@ class SelfImproveArguments:
             raise ValueError(f"precision: {self.precision!r} is not one of {list(PRECISIONS)}")
         if self.round is not None and self.rounds is not None:
             raise ValueError("give either --round or --rounds, not both")
+        if self.decode_precision not in DECODE_PRECISIONS:
+            raise ValueError(
+                f"decode_precision: {self.decode_precision!r} is not one of {list(DECODE_PRECISIONS)}"
+            )
         if self.label_cache_implementation not in ("dynamic", "static"):
             raise ValueError(
                 f"label_cache_implementation: {self.label_cache_implementation!r} is not one of ['dynamic', 'static']"

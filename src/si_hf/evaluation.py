@@ -147,6 +147,7 @@ def evaluate_model(
     batch_size: int = 256,
     progress: bool = False,
     cache_implementation: str = "dynamic",
+    decode_dtype: str = "fp32",
 ) -> EvalResult:
     """Greedy answers to every eval prompt (one labeling pass), scored per difficulty.
 
@@ -169,6 +170,7 @@ def evaluate_model(
         batch_size=batch_size,
         progress=progress,
         cache_implementation=cache_implementation,
+        decode_dtype=decode_dtype,
         desc="evaluating",
     )
     scores = load_metric().compute(

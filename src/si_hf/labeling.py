@@ -62,7 +62,19 @@ def _spells(tokenizer, text: str, ids: list[int]) -> bool:
         return False
 
 
+def _left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask with every row's next token at the same column (left padding)."""
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, ids in enumerate(rows):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+DECODE_DTYPES = ("fp32", "bf16")
 
 
 def _prediction(tokenizer, new: list[int], bound: int, eos_id: int) -> Prediction:
@@ -85,16 +97,22 @@ def label(
     batch_size: int = 256,
     progress: bool = True,
     cache_implementation: str = "dynamic",
+    decode_dtype: str = "fp32",
     desc: str = "labeling",
 ) -> list[Prediction]:
     """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models.
 
     `cache_implementation="static"` decodes with a preallocated KV cache, which `generate` compiles
-    on a GPU (on the CPU it runs uncompiled); the labels are those of the dynamic cache."""
+    on a GPU (on the CPU it runs uncompiled); the labels are the dynamic cache's up to float rounding
+    (a near-tie with logits 5e-6 apart flipped 1 of 2000 CoT multiplication labels).
+    `decode_dtype="bf16"` decodes under bf16 autocast (faster where bf16 is native; a near-tie between
+    two tokens may go the other way, so some labels differ from the default "fp32", the weights' dtype)."""
     if cache_implementation not in CACHE_IMPLEMENTATIONS:
         raise ValueError(
             f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
         )
+    if decode_dtype not in DECODE_DTYPES:
+        raise ValueError(f"decode_dtype={decode_dtype!r}: expected one of {DECODE_DTYPES}")
     cache = {} if cache_implementation == "dynamic" else {"cache_implementation": cache_implementation}
     require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
@@ -111,16 +129,13 @@ def label(
     model.eval()
     results: list[Prediction | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=decode_dtype == "bf16")
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                width = max(len(encoded[i]) for i in idx)
-                input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-                attention_mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):  # left padding: every row's next token is at column `width`
-                    input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                    attention_mask[row, width - len(encoded[i]) :] = 1
+                input_ids, attention_mask = _left_padded([encoded[i] for i in idx], pad_id)
+                width = input_ids.shape[1]
                 # One extra step per row so an answer of exactly `bound` tokens can still emit EOS.
                 limits = torch.tensor([bounds[i] + 1 for i in idx], device=device)
                 out = model.generate(
@@ -155,13 +170,19 @@ def label_across_processes(
     *,
     batch_size: int = 256,
     cache_implementation="dynamic",
+    decode_dtype: str = "fp32",
     progress: bool = True,
 ) -> list[Prediction]:
     """`label` under `accelerate`: each process labels its shard of `prompts` and every process gets
     all the predictions back, in prompt order. One process labels everything itself; only the main
     process shows a progress bar."""
     progress = progress and state.is_main_process
-    kwargs = {"batch_size": batch_size, "progress": progress, "cache_implementation": cache_implementation}
+    kwargs = {
+        "batch_size": batch_size,
+        "progress": progress,
+        "cache_implementation": cache_implementation,
+        "decode_dtype": decode_dtype,
+    }
     if state.num_processes == 1:
         return label(model, tokenizer, task, prompts, **kwargs)
     from accelerate.utils import gather_object

@@ -20,6 +20,7 @@ LABEL_SETTINGS = (
     "vote_labels",
     "verifier_checks",
     "label_batch_size",
+    "decode_precision",
 )
 
 

@@ -58,7 +58,14 @@ from si_hf.store import open_store
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
 from si_hf.tracking import RunTracking
-from si_hf.training import precision_overrides, round_mix, round_seed, round_training_args, train_round
+from si_hf.training import (
+    decode_dtype,
+    precision_overrides,
+    round_mix,
+    round_seed,
+    round_training_args,
+    train_round,
+)
 
 logger = logging.getLogger("si_hf")
 
@@ -101,6 +108,10 @@ class SelfImprovementRun:
             self.tokenizer, pack_length=si.pack_length, completion_only_loss=si.completion_only_loss
         )
         self.precision = precision_overrides(si.precision)
+        self.decode = {
+            "cache_implementation": si.label_cache_implementation,
+            "decode_dtype": decode_dtype(si.decode_precision),
+        }
         self._models: dict[int, tuple[int, object]] = {}  # member -> (round, its latest model in memory)
         self._eval_sets: dict = {}
 
@@ -205,10 +216,9 @@ class SelfImprovementRun:
         models = [self.model(r - 1, j) for j in labelers]
         t0 = time.perf_counter()
         kwargs = {"batch_size": self.si.label_batch_size, "progress": not self.train_args.disable_tqdm}
-        cache = self.si.label_cache_implementation
         predictions = [
             label_across_processes(
-                self.state, model, self.tokenizer, self.task, prompts, cache_implementation=cache, **kwargs
+                self.state, model, self.tokenizer, self.task, prompts, **kwargs, **self.decode
             )
             for model in models
         ]
@@ -271,12 +281,9 @@ class SelfImprovementRun:
             n, seed = self.si.eval_examples_per_difficulty, self.task_args.data_seed_base
             self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=seed))
         sets = {k: v for k, v in self._eval_sets.items() if k in keys}
-        decode = {
-            "batch_size": self.si.eval_batch_size,
-            "cache_implementation": self.si.label_cache_implementation,
-        }
         progress = self.state.is_main_process and not self.train_args.disable_tqdm
-        return evaluate_model(model, self.tokenizer, self.task, sets, progress=progress, **decode)
+        decode = {"batch_size": self.si.eval_batch_size, "progress": progress, **self.decode}
+        return evaluate_model(model, self.tokenizer, self.task, sets, **decode)
 
     def publish(self, r, m, model, labels: Labels, result: EvalResult, training: dict, trained) -> None:
         metrics = {

@@ -55,6 +55,16 @@ def precision_overrides(precision: str) -> dict:
     return {"bf16": mode == "bf16", "fp16": False}
 
 
+def decode_dtype(decode_precision: str) -> str:
+    """The dtype greedy decoding runs in (`si_hf.labeling.label`) for `decode_precision`: native is
+    bf16 on a GPU or a CPU with native bf16, else fp32."""
+    if decode_precision == "native":
+        return "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "fp32"
+    if decode_precision not in ("fp32", "bf16"):
+        raise ValueError(f"decode_precision={decode_precision!r}: expected one of ['fp32', 'native', 'bf16']")
+    return decode_precision
+
+
 def round_training_args(args, si, r: int, member: int, output_dir: str, precision: dict):
     """The TrainingArguments of round r for `member`: its own seed and work directory, the round
     overrides for r >= 1, in-round checkpoints every `save_steps` (`si_hf.checkpoints`), no push (the
