@@ -102,11 +102,9 @@ def label(
 ) -> list[Prediction]:
     """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models.
 
-    `cache_implementation="static"` decodes with a preallocated KV cache, which `generate` compiles
-    on a GPU (on the CPU it runs uncompiled); the labels are the dynamic cache's up to float rounding
-    (a near-tie with logits 5e-6 apart flipped 1 of 2000 CoT multiplication labels).
-    `decode_dtype="bf16"` decodes under bf16 autocast (faster where bf16 is native; a near-tie between
-    two tokens may go the other way, so some labels differ from the default "fp32", the weights' dtype)."""
+    `cache_implementation="static"`: a preallocated KV cache (`generate` compiles it on a GPU).
+    `decode_dtype="bf16"`: bf16 autocast (faster where bf16 is native). Both give the default's labels
+    up to float rounding: a near-tie between two tokens may go the other way (docs/results.md)."""
     if cache_implementation not in CACHE_IMPLEMENTATIONS:
         raise ValueError(
             f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
