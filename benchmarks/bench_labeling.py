@@ -84,7 +84,9 @@ def main():
         "--difficulties", nargs="+", help="levels to sample from, in turn (overrides --digits)"
     )
     parser.add_argument("--model", help="a saved model (from_pretrained) instead of an untrained one")
-    parser.add_argument("--maze_num_nodes", type=int, default=8, help="maze_hops: nodes per maze")
+    parser.add_argument(
+        "--maze_num_nodes", type=int, help="maze_hops: nodes per maze (the task's default if not given)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -93,7 +95,7 @@ def main():
     torch.manual_seed(0)
     task = (
         get_task(args.task, num_nodes=args.maze_num_nodes)
-        if args.task == "maze_hops"
+        if args.task == "maze_hops" and args.maze_num_nodes
         else get_task(args.task)
     )
     tokenizer = get_tokenizer(task.tokenizer_name)

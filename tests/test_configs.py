@@ -189,3 +189,23 @@ def test_decode_precision_from_yaml_and_cli_reaches_labelling_and_evaluation(tmp
         ValueError, match=r"decode_precision: 'fp16' is not one of \['fp32', 'native', 'bf16'\]"
     ):
         parse_args(["--config", str(cfg)])
+
+
+def test_a_setting_added_later_counts_as_its_old_value_in_an_older_snapshot():
+    from si_hf.configs import config_changes
+
+    older = {
+        "self_improve": {"filters": ["none"]},
+        "model": {"preset": "cpu"},
+    }  # before both settings existed
+    same = {"self_improve": {"filters": ["none"], "decode_precision": "fp32", "completion_only_loss": True}}
+    assert config_changes(older, same) == []
+    changed = {
+        "self_improve": {"filters": ["none"], "decode_precision": "bf16", "completion_only_loss": False}
+    }
+    assert config_changes(older, changed) == [
+        "self_improve.decode_precision: 'fp32' -> 'bf16'",
+        "self_improve.completion_only_loss: True -> False",
+    ]
+    # a snapshot without the section at all records nothing to hold the run to
+    assert config_changes({"model": {"preset": "cpu"}}, changed) == []

@@ -83,3 +83,14 @@ def test_generated_by_and_settings():
     assert generated_by(2, 1, [0, 1, 2], voting=True) == "round-2/members-0,1,2"
     settings = label_settings(get_task("copy"), SelfImproveArguments(), [11, 12])
     assert settings["levels"] == ["11", "12"] and settings["vote_labels"] == "own"
+
+
+def test_staged_settings_without_a_later_setting_count_as_its_old_value():
+    from si_hf.round_data import same_label_settings
+
+    current = {"levels": ["4"], "filters": ["none"], "decode_precision": "fp32"}
+    older = {"levels": ["4"], "filters": ["none"]}  # staged before decode_precision existed: fp32 labels
+    assert same_label_settings(older, current) and same_label_settings(current, current)
+    assert not same_label_settings(older, {**current, "decode_precision": "bf16"})
+    assert not same_label_settings({**older, "filters": ["length"]}, current)
+    assert not same_label_settings(None, current)

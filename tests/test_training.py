@@ -161,10 +161,29 @@ def test_native_precision_reads_the_cpu_flags():
     assert precision_overrides("auto")["bf16"] == torch.cuda.is_available()
     from si_hf.training import decode_dtype
 
-    assert decode_dtype("native") == ("bf16" if expected else "fp32")
     assert decode_dtype("fp32") == "fp32" and decode_dtype("bf16") == "bf16"
     with pytest.raises(ValueError, match="decode_precision='auto'"):
         decode_dtype("auto")
+
+
+@pytest.mark.parametrize(
+    "gpu, gpu_bf16, cpu_bf16, expected",
+    [
+        (False, False, True, "bf16"),
+        (False, False, False, "fp32"),
+        (True, True, False, "bf16"),
+        (True, False, True, "fp32"),  # a GPU without bf16 (V100, T4): autocast to bf16 would fail there
+    ],
+)
+def test_native_decoding_follows_the_hardware(monkeypatch, gpu, gpu_bf16, cpu_bf16, expected):
+    import torch
+
+    from si_hf import training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda *a: cpu_bf16)
+    assert training.decode_dtype("native") == expected
 
 
 def test_torch_compile_trains_like_eager_and_returns_the_plain_model(tmp_path, char):

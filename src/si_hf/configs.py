@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 from trl import ModelConfig
 
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
-from si_hf.round_data import LABEL_SETTINGS
+from si_hf.round_data import LABEL_SETTINGS, LABEL_SETTINGS_ADDED_LATER
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "native", "fp32", "bf16")
@@ -172,10 +172,10 @@ class SelfImproveArguments:
     decode_precision: str = field(
         default="fp32",
         metadata={
-            "help": "Precision of greedy decoding (labels and evaluation): fp32 (default: the weights' dtype, "
-            "no autocast), bf16 (bf16 autocast), native (bf16 on a GPU or a CPU that computes bf16 natively, "
-            "AVX512-BF16 or AMX; else fp32). On such a CPU bf16 decoded maze labels 1.36x faster and CoT "
-            "multiplication 0.89-1.07x (docs/results.md); near-ties go other ways, so 3-27 percent of the "
+            "help": "Precision of greedy decoding (labels and evaluation): fp32 (default: no autocast, the "
+            "weights' own dtype, fp32 for every recipe), bf16 (bf16 autocast), native (bf16 on a GPU or a CPU that computes bf16 natively, "
+            "AVX512-BF16 or AMX; else fp32). On such a CPU bf16 decoded maze labels 1.36x as fast as fp32 and CoT "
+            "multiplication 0.89-1.21x (docs/results.md); near-ties go other ways, so 3-27 percent of the "
             "labels differ from fp32's. benchmarks/bench_labeling.py --model measures both.",
             "choices": list(DECODE_PRECISIONS),
         },
@@ -497,14 +497,21 @@ EXPERIMENT_KEYS = {
 }
 
 
+# EXPERIMENT_KEYS settings added after stores were written: the value those stores ran with.
+KEYS_ADDED_LATER = {"completion_only_loss": True, **LABEL_SETTINGS_ADDED_LATER}
+
+
 def config_changes(recorded: dict, current: dict) -> list[str]:
     """`section.key: recorded -> current` for every EXPERIMENT_KEYS setting that differs. Both are
-    config snapshots (`si_hf.rounds.config_snapshot`); keys a snapshot lacks (an older version of
-    si-hf did not have them) are not compared."""
+    config snapshots (`si_hf.rounds.config_snapshot`). A key a recorded section lacks (an older
+    version of si-hf did not have it) counts as the value that version ran with (KEYS_ADDED_LATER),
+    or is not compared when there is none."""
     current = json.loads(json.dumps(current, default=str))  # compare as they are stored
     changes = []
     for section, keys in EXPERIMENT_KEYS.items():
         old, new = recorded.get(section, {}), current.get(section, {})
+        if section in recorded:
+            old = {**{k: v for k, v in KEYS_ADDED_LATER.items() if k in keys}, **old}
         for key in keys:
             if key in old and key in new and old[key] != new[key]:
                 changes.append(f"{section}.{key}: {old[key]!r} -> {new[key]!r}")

@@ -10,6 +10,7 @@ them, so a run-on output is never a correct answer (`Prediction.complete`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -127,7 +128,8 @@ def label(
     model.eval()
     results: list[Prediction | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=decode_dtype == "bf16")
+    # built only when on: torch.autocast refuses some device types (meta) even when disabled
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if decode_dtype == "bf16" else nullcontext()
     try:
         with torch.inference_mode(), autocast:
             for start in range(0, len(order), batch_size):

@@ -22,6 +22,13 @@ LABEL_SETTINGS = (
     "label_batch_size",
     "decode_precision",
 )
+# Label settings added after stores were written, with the value those stores' labels were made with.
+LABEL_SETTINGS_ADDED_LATER = {"decode_precision": "fp32"}
+
+
+def same_label_settings(recorded: dict | None, current: dict) -> bool:
+    """Staged labels were made with `current` settings; a setting added since counts as its old value."""
+    return recorded is not None and {**LABEL_SETTINGS_ADDED_LATER, **recorded} == current
 
 
 def label_settings(task, si, levels: list) -> dict:

@@ -50,6 +50,7 @@ from si_hf.round_data import (
     label_info,
     label_settings,
     round_rows,
+    same_label_settings,
     sample_round_prompts,
 )
 from si_hf.schedules import check_compatible, check_planned_rounds, eval_levels, round_difficulties
@@ -200,7 +201,7 @@ class SelfImprovementRun:
         staged = self.store.local.staged_labels(r, m)
         if staged is None:
             return None
-        if staged[1].get("settings") == label_settings(self.task, self.si, levels):
+        if same_label_settings(staged[1].get("settings"), label_settings(self.task, self.si, levels)):
             return Labels(*staged)
         logger.warning("round %d member %d: labelling settings changed since staging; labelling again", r, m)
         return None

@@ -57,9 +57,14 @@ def precision_overrides(precision: str) -> dict:
 
 def decode_dtype(decode_precision: str) -> str:
     """The dtype greedy decoding runs in (`si_hf.labeling.label`) for `decode_precision`: native is
-    bf16 on a GPU or a CPU with native bf16, else fp32."""
+    bf16 on a GPU that has bf16 or, without a GPU, on a CPU with native bf16; else fp32."""
     if decode_precision == "native":
-        return "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "fp32"
+        gpu = torch.cuda.is_available()
+        return (
+            "bf16"
+            if (gpu and torch.cuda.is_bf16_supported()) or (not gpu and cpu_has_native_bf16())
+            else "fp32"
+        )
     if decode_precision not in ("fp32", "bf16"):
         raise ValueError(f"decode_precision={decode_precision!r}: expected one of ['fp32', 'native', 'bf16']")
     return decode_precision
