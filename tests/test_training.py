@@ -175,7 +175,7 @@ def test_native_precision_reads_the_cpu_flags():
         (True, False, True, "fp32"),  # a GPU without bf16 (V100, T4): autocast to bf16 would fail there
     ],
 )
-def test_native_decoding_follows_the_hardware(monkeypatch, gpu, gpu_bf16, cpu_bf16, expected):
+def test_native_precision_follows_the_hardware(monkeypatch, gpu, gpu_bf16, cpu_bf16, expected):
     import torch
 
     from si_hf import training
@@ -184,6 +184,12 @@ def test_native_decoding_follows_the_hardware(monkeypatch, gpu, gpu_bf16, cpu_bf
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
     monkeypatch.setattr(training, "cpu_has_native_bf16", lambda *a: cpu_bf16)
     assert training.decode_dtype("native") == expected
+    # training's precision: native follows the same probe (tf32 flags are set only on a real GPU run)
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        assert training.precision_overrides("native")["bf16"] == (expected == "bf16")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def test_torch_compile_trains_like_eager_and_returns_the_plain_model(tmp_path, char):

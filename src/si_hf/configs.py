@@ -173,8 +173,8 @@ class SelfImproveArguments:
         default="fp32",
         metadata={
             "help": "Precision of greedy decoding (labels and evaluation): fp32 (default: no autocast, the "
-            "weights' own dtype, fp32 for every recipe), bf16 (bf16 autocast), native (bf16 on a GPU or a CPU that computes bf16 natively, "
-            "AVX512-BF16 or AMX; else fp32). On such a CPU bf16 decoded maze labels 1.36x as fast as fp32 and CoT "
+            "weights' own dtype, fp32 for every recipe), bf16 (bf16 autocast), native (bf16 where the hardware computes it, as "
+            "precision: native). On such a CPU bf16 decoded maze labels 1.36x as fast as fp32 and CoT "
             "multiplication 0.89-1.21x (docs/results.md); near-ties go other ways, so 3-27 percent of the "
             "labels differ from fp32's. benchmarks/bench_labeling.py --model measures both.",
             "choices": list(DECODE_PRECISIONS),
@@ -253,9 +253,9 @@ class SelfImproveArguments:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "Training precision: auto (bf16+tf32 on a GPU, fp32 on the CPU), native (bf16 also on a CPU "
-            "with native bf16: AVX512-BF16 or AMX), fp32 or bf16. Labelling and evaluation run in the "
-            "weights' dtype (fp32 master weights under bf16 autocast).",
+            "help": "Training precision: auto (bf16+tf32 on a GPU, fp32 on the CPU), native (bf16 where the "
+            "hardware computes it: a GPU with bf16, or a CPU with AVX512-BF16 or AMX; else fp32), fp32 or bf16. "
+            "Labelling and evaluation run in fp32 unless decode_precision says otherwise.",
             "choices": list(PRECISIONS),
         },
     )

@@ -17,6 +17,7 @@ from transformers import Trainer
 from si_hf.checkpoints import checkpoint_step, resume_checkpoint, training_settings
 from si_hf.data import D0Pool, mix_rounds
 from si_hf.distributed import trained_model, untrained_twin
+from si_hf.labeling import DECODE_DTYPES
 
 logger = logging.getLogger("si_hf")
 
@@ -41,14 +42,21 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def native_bf16() -> bool:
+    """bf16 is computed in hardware here: a GPU that has bf16 or, without a GPU, a CPU with native bf16."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
 def precision_overrides(precision: str) -> dict:
-    """TrainingArguments for `precision`: auto = bf16 + tf32 on a GPU, fp32 on the CPU; native = auto,
-    but bf16 on a CPU with native bf16 too."""
+    """TrainingArguments for `precision`: auto = bf16 + tf32 on a GPU, fp32 on the CPU; native = bf16
+    where the hardware computes it (`native_bf16`), else fp32."""
     mode = precision
     if mode == "auto":
         mode = "bf16" if torch.cuda.is_available() else "fp32"
     elif mode == "native":
-        mode = "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "fp32"
+        mode = "bf16" if native_bf16() else "fp32"
     if mode == "bf16" and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -57,16 +65,13 @@ def precision_overrides(precision: str) -> dict:
 
 def decode_dtype(decode_precision: str) -> str:
     """The dtype greedy decoding runs in (`si_hf.labeling.label`) for `decode_precision`: native is
-    bf16 on a GPU that has bf16 or, without a GPU, on a CPU with native bf16; else fp32."""
+    bf16 where the hardware computes it (`native_bf16`), else fp32."""
     if decode_precision == "native":
-        gpu = torch.cuda.is_available()
-        return (
-            "bf16"
-            if (gpu and torch.cuda.is_bf16_supported()) or (not gpu and cpu_has_native_bf16())
-            else "fp32"
+        return "bf16" if native_bf16() else "fp32"
+    if decode_precision not in DECODE_DTYPES:
+        raise ValueError(
+            f"decode_precision={decode_precision!r}: expected 'native' or one of {DECODE_DTYPES}"
         )
-    if decode_precision not in ("fp32", "bf16"):
-        raise ValueError(f"decode_precision={decode_precision!r}: expected one of ['fp32', 'native', 'bf16']")
     return decode_precision
 
 
