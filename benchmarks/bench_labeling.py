@@ -4,7 +4,8 @@ Both decoders run greedily with the same per-prompt bound (`task.max_answer_toke
 on the same prompts and model; the baseline neither sorts by length nor stops rows at their own bound.
 The floor is one forward pass (no cache, no decoding loop) over the prompts with their true answers,
 in the same batches: what scoring the finished sequences costs, which no decoder can beat by
-much. The static-cache path (`cache_implementation="static"`) is timed too, and `label()` under bf16
+much. The static-cache path (`cache_implementation="static"`) and transformers' own DynamicCache
+(`"concat"`, which concatenates the cache every step) are timed too, and `label()` under bf16
 autocast (`decode_precision: bf16`), with how many of its labels equal fp32's and how many of each
 are right. An untrained model's labels say little about the last two: `--model` times a trained one
 (a round's `model` folder) on prompts of the levels it labels.
@@ -145,16 +146,33 @@ def compare(model, tokenizer, task, prompts, batch_size, repeats):
             lambda: label(
                 model, tokenizer, task, prompts, batch_size=batch_size, progress=False, decode_dtype="bf16"
             ),
+            lambda: label(
+                model,
+                tokenizer,
+                task,
+                prompts,
+                batch_size=batch_size,
+                progress=False,
+                cache_implementation="concat",
+            ),
         ],
         repeats,
     )
-    (t_label, t_base, t_static, t_floor, t_bf16), (preds, texts, static, _, bf16) = times, results
+    (t_label, t_base, t_static, t_floor, t_bf16, t_concat), (preds, texts, static, _, bf16, concat) = (
+        times,
+        results,
+    )
     same = sum(p.text == t for p, t in zip(preds, texts))
     same_static = sum(p == s for p, s in zip(preds, static))
     print(f"batch {batch_size}:")
     print(f"  label():               {n / t_label:8.1f} examples/s ({t_label:.2f} s)")
     print(f"  generate baseline:     {n / t_base:8.1f} examples/s ({t_base:.2f} s)")
     print(f"  label(), static cache: {n / t_static:8.1f} examples/s ({t_static:.2f} s)")
+    print(
+        f"  label(), transformers' DynamicCache (concat): {n / t_concat:8.1f} examples/s ({t_concat:.2f} s); "
+        f"label() is {t_concat / t_label:.2f}x as fast; identical labels: "
+        f"{sum(p == c for p, c in zip(preds, concat))}/{n}"
+    )
     print(f"  teacher-forced floor:  {n / t_floor:8.1f} examples/s ({t_floor:.2f} s)")
     print(f"  speedup label/baseline: {t_base / t_label:.2f}x; identical labels: {same}/{n}")
     print(f"  label time / floor: {t_label / t_floor:.2f}x; static cache identical labels: {same_static}/{n}")

@@ -156,6 +156,39 @@ def test_completion_only_loss_from_yaml_and_cli_reaches_the_collator(tmp_path):
     assert SelfImproveArguments().completion_only_loss is True  # the paper's setting by default
 
 
+@pytest.mark.parametrize("cache", ["dynamic", "concat"])
+def test_label_cache_implementation_reaches_labelling_and_evaluation(tmp_path, cache):
+    """The option picks the KV cache that every decoding step of labels and evaluation writes to:
+    BufferedLayer for dynamic (the default), transformers' DynamicLayer for concat."""
+    from transformers.cache_utils import DynamicLayer
+
+    from si_hf.labeling import BufferedLayer
+    from si_hf.rounds import SelfImprovementRun
+    from si_hf.testing.models import random_model
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"task: copy\nd0: '2'\neval_examples_per_difficulty: 3\noutput_dir: {tmp_path / 'out'}\n")
+    flags = [] if cache == "dynamic" else ["--label_cache_implementation", cache]
+    run = SelfImprovementRun(*parse_args(["--config", str(cfg), *flags]))
+    model = random_model(run.tokenizer)
+    layers = []
+    model.register_forward_hook(
+        lambda module, args, kwargs, out: layers.append(type(kwargs["past_key_values"].layers[0])),
+        with_kwargs=True,
+    )
+    run.evaluate(model, ["2"])
+    run._models[0] = (0, model)
+    run.label(1, 0, ["12=", "345="])
+    expected = BufferedLayer if cache == "dynamic" else DynamicLayer
+    assert len(layers) > 4 and set(layers) == {expected}
+    cfg.write_text(cfg.read_text() + "label_cache_implementation: paged\n")
+    with pytest.raises(
+        ValueError,
+        match=r"label_cache_implementation: 'paged' is not one of \['dynamic', 'static', 'concat'\]",
+    ):
+        parse_args(["--config", str(cfg)])
+
+
 def test_decode_precision_from_yaml_and_cli_reaches_labelling_and_evaluation(tmp_path):
     import torch
 

@@ -3,8 +3,9 @@ import random
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from transformers.cache_utils import DynamicLayer
 
-from si_hf.labeling import Prediction, label
+from si_hf.labeling import BufferedLayer, Prediction, label
 from si_hf.tasks import get_task
 from si_hf.testing.models import lookup_model, random_model
 from si_hf.tokenization import encode_prompt, get_tokenizer
@@ -121,18 +122,39 @@ def test_bad_inputs(char, copy_task):
 
 
 @pytest.mark.parametrize("position_encoding", ["nope", "rope"])
-def test_static_cache_labels_equal_dynamic_cache_labels(char, copy_task, position_encoding):
-    """The static-KV-cache path (compiled by generate on a GPU) decodes like the dynamic one (a trained
-    model's near-ties, logits 5e-6 apart, may still go another way: docs/results.md)."""
+def test_static_and_concat_cache_labels_equal_dynamic_cache_labels(char, copy_task, position_encoding):
+    """The buffered dynamic cache (the default) decodes like transformers' DynamicCache ("concat") and
+    like the static cache (compiled by generate on a GPU; a trained model's near-ties, logits 5e-6
+    apart, may still go another way there: docs/results.md)."""
     model = random_model(char, position_encoding)
     prompts = copy_prompts(12, seed=3)
     dynamic = label(model, char, copy_task, prompts, batch_size=5, progress=False)
-    static = label(
-        model, char, copy_task, prompts, batch_size=5, progress=False, cache_implementation="static"
-    )
-    assert static == dynamic and len({p.text for p in dynamic}) > 3
+    for other in ("static", "concat"):
+        labels = label(
+            model, char, copy_task, prompts, batch_size=5, progress=False, cache_implementation=other
+        )
+        assert labels == dynamic, other
+    assert len({p.text for p in dynamic}) > 3
     with pytest.raises(ValueError, match="cache_implementation='paged'"):
         label(model, char, copy_task, prompts, cache_implementation="paged")
+
+
+def test_buffered_layer_returns_dynamic_layers_keys_and_values_from_one_buffer():
+    """Prefill, then one token per step: every step returns exactly DynamicLayer's keys and values,
+    written into one buffer until it is full, then into one twice the size holding the old entries."""
+    torch.manual_seed(0)
+    buffered, concat = BufferedLayer(capacity=6), DynamicLayer()
+    buffers = []
+    for n in [4, 1, 1, 1, 1]:  # 4 prompt tokens, then decoding steps; the 7th position outgrows 6
+        k, v = torch.randn(3, 2, n, 8), torch.randn(3, 2, n, 5)
+        got, want = buffered.update(k, v), concat.update(k, v)
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
+        assert buffered.get_seq_length() == concat.get_seq_length()
+        assert got[0].untyped_storage().data_ptr() == buffered._buffers[0].untyped_storage().data_ptr()
+        buffers.append(buffered._buffers[0].untyped_storage().data_ptr())
+    assert len(set(buffers[:3])) == 1 and buffers[3] != buffers[2] and buffered.capacity == 12
+    with pytest.raises(NotImplementedError, match="cannot be cropped"):
+        buffered.crop(-1)
 
 
 def test_bf16_decoding_runs_under_autocast_and_leaves_the_weights(char, copy_task):

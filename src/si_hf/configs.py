@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from trl import ModelConfig
 
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
+from si_hf.labeling import CACHE_IMPLEMENTATIONS
 from si_hf.round_data import LABEL_SETTINGS, LABEL_SETTINGS_ADDED_LATER
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
@@ -163,10 +164,12 @@ class SelfImproveArguments:
     label_cache_implementation: str = field(
         default="dynamic",
         metadata={
-            "help": "KV cache of greedy decoding (labels and evaluation): dynamic, or static (preallocated; "
-            "generate compiles the decoding step on a GPU). The labels are the same up to float rounding in a "
-            "near-tie (1 of 2000 CoT multiplication labels differed, docs/results.md).",
-            "choices": ["dynamic", "static"],
+            "help": "KV cache of greedy decoding (labels and evaluation): dynamic (attention over exactly the "
+            "tokens so far, kept in a buffer sized per batch), concat (transformers' DynamicCache: the same "
+            "labels, but it concatenates the whole cache every step, 1.5-3x slower on a CPU), or static (a "
+            "max-length cache; generate compiles the decoding step on a GPU; the same labels up to float "
+            "rounding in a near-tie: 1 of 2000 CoT multiplication labels differed, docs/results.md).",
+            "choices": list(CACHE_IMPLEMENTATIONS),
         },
     )
     decode_precision: str = field(
@@ -291,9 +294,10 @@ class SelfImproveArguments:
             raise ValueError(
                 f"decode_precision: {self.decode_precision!r} is not one of {list(DECODE_PRECISIONS)}"
             )
-        if self.label_cache_implementation not in ("dynamic", "static"):
+        if self.label_cache_implementation not in CACHE_IMPLEMENTATIONS:
             raise ValueError(
-                f"label_cache_implementation: {self.label_cache_implementation!r} is not one of ['dynamic', 'static']"
+                f"label_cache_implementation: {self.label_cache_implementation!r} is not one of "
+                f"{list(CACHE_IMPLEMENTATIONS)}"
             )
         if self.vote_labels not in VOTE_LABELS:
             raise ValueError(f"vote_labels: {self.vote_labels!r} is not one of {list(VOTE_LABELS)}")

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.cache_utils import Cache, DynamicLayer
 
 from si_hf.checks import is_int, require_int
 from si_hf.tokenization import encode_prompt
@@ -74,7 +76,64 @@ def _left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return input_ids, attention_mask
 
 
-CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+class BufferedLayer(DynamicLayer):
+    """transformers' DynamicLayer, with keys and values written into a buffer sized for the batch.
+
+    DynamicLayer concatenates the whole cache with each new token, so decoding an answer of n tokens
+    copies O(n^2) cache entries; on a CPU that was 2/3 of the time of a 163-token CoT multiplication
+    answer (docs/results.md). Here each step writes its one position and attention reads a view of
+    the filled part: the same keys and values as DynamicLayer's, so the same attention inputs. A
+    batch that outgrows the buffer gets one twice the size, never an error."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self._buffers = self._allocate(key_states, value_states, self.capacity)
+
+    @staticmethod
+    def _allocate(keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        (b, h, _, dk), dv = keys.shape, values.shape[-1]
+        return keys.new_empty(b, h, capacity, dk), values.new_empty(b, h, capacity, dv)
+
+    def update(self, key_states, value_states, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start, end = self.length, self.length + key_states.shape[-2]
+        if end > self.capacity:
+            self.capacity = max(end, 2 * self.capacity)
+            grown = self._allocate(key_states, value_states, self.capacity)
+            for new, old in zip(grown, self._buffers):
+                new[:, :, :start] = old[:, :, :start]
+            self._buffers = grown
+        keys, values = self._buffers
+        keys[:, :, start:end], values[:, :, start:end] = key_states, value_states
+        self.length = end
+        self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+        return self.keys, self.values
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot be cropped")
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot drop rows")
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot repeat rows")
+
+
+def _cache_kwargs(cache_implementation: str, capacity: int) -> dict:
+    """generate's cache arguments for one batch whose sequences grow to `capacity` tokens."""
+    if cache_implementation == "dynamic":
+        return {"past_key_values": Cache(layer_class_to_replicate=partial(BufferedLayer, capacity))}
+    if cache_implementation == "static":
+        return {"cache_implementation": "static"}
+    return {}  # "concat": transformers' DynamicCache
+
+
+CACHE_IMPLEMENTATIONS = ("dynamic", "static", "concat")
 DECODE_DTYPES = ("fp32", "bf16")
 
 
@@ -103,16 +162,16 @@ def label(
 ) -> list[Prediction]:
     """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models.
 
-    `cache_implementation="static"`: a preallocated KV cache (`generate` compiles it on a GPU).
-    `decode_dtype="bf16"`: bf16 autocast (faster where bf16 is native). Both give the default's labels
-    up to float rounding: a near-tie between two tokens may go the other way (docs/results.md)."""
+    `cache_implementation`: "dynamic" (`BufferedLayer`), "concat" (transformers' DynamicCache: the
+    same labels, up to 3x slower on a CPU) or "static" (a max-length cache `generate` compiles on a
+    GPU). Static and `decode_dtype="bf16"` (bf16 autocast) give the default's labels up to float
+    rounding: a near-tie may go the other way (docs/results.md)."""
     if cache_implementation not in CACHE_IMPLEMENTATIONS:
         raise ValueError(
             f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
         )
     if decode_dtype not in DECODE_DTYPES:
         raise ValueError(f"decode_dtype={decode_dtype!r}: expected one of {DECODE_DTYPES}")
-    cache = {} if cache_implementation == "dynamic" else {"cache_implementation": cache_implementation}
     require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
         raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")
@@ -150,7 +209,7 @@ def label(
                     # processes label shards of different sizes: never wait for another's decoding steps
                     # (generate would by default while a ZeRO-3 config is registered).
                     synced_gpus=False,
-                    **cache,
+                    **_cache_kwargs(cache_implementation, width + int(limits.max())),
                 )
                 for row, i in enumerate(idx):
                     results[i] = _prediction(tokenizer, out[row, width:].tolist(), bounds[i], eos_id)
