@@ -139,6 +139,12 @@ def test_static_and_concat_cache_labels_equal_dynamic_cache_labels(char, copy_ta
         label(model, char, copy_task, prompts, cache_implementation="paged")
 
 
+def same_as(buffered, concat, k, v):
+    got, want = buffered.update(k, v), concat.update(k, v)
+    assert buffered.get_seq_length() == concat.get_seq_length()
+    return all(g.dtype == w.dtype and torch.equal(g, w) for g, w in zip(got, want))
+
+
 def test_buffered_layer_returns_dynamic_layers_keys_and_values_from_one_buffer():
     """Prefill, then one token per step: every step returns exactly DynamicLayer's keys and values,
     written into one buffer until it is full, then into one twice the size holding the old entries."""
@@ -146,15 +152,55 @@ def test_buffered_layer_returns_dynamic_layers_keys_and_values_from_one_buffer()
     buffered, concat = BufferedLayer(capacity=6), DynamicLayer()
     buffers = []
     for n in [4, 1, 1, 1, 1]:  # 4 prompt tokens, then decoding steps; the 7th position outgrows 6
-        k, v = torch.randn(3, 2, n, 8), torch.randn(3, 2, n, 5)
-        got, want = buffered.update(k, v), concat.update(k, v)
-        assert all(torch.equal(g, w) for g, w in zip(got, want))
-        assert buffered.get_seq_length() == concat.get_seq_length()
-        assert got[0].untyped_storage().data_ptr() == buffered._buffers[0].untyped_storage().data_ptr()
+        assert same_as(buffered, concat, torch.randn(3, 2, n, 8), torch.randn(3, 2, n, 5))
+        assert buffered.keys.untyped_storage().data_ptr() == buffered._buffers[0].untyped_storage().data_ptr()
         buffers.append(buffered._buffers[0].untyped_storage().data_ptr())
     assert len(set(buffers[:3])) == 1 and buffers[3] != buffers[2] and buffered.capacity == 12
-    with pytest.raises(NotImplementedError, match="cannot be cropped"):
-        buffered.crop(-1)
+
+
+def test_buffered_layer_crops_resets_and_promotes_like_dynamic_layer():
+    """crop(0) (called by generate every step on some devices) and crop(-n), reset, and bf16 values
+    beside fp32 keys (bf16 autocast): after each, the same keys and values as DynamicLayer's."""
+    torch.manual_seed(0)
+    buffered, concat = BufferedLayer(capacity=8), DynamicLayer()
+    assert same_as(buffered, concat, torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4).bfloat16())
+    assert buffered.values.dtype == torch.float32  # promoted to the keys' dtype, as concatenation does
+    for n in (0, -2):
+        buffered.crop(n), concat.crop(n)
+        assert same_as(buffered, concat, torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4))
+    buffered.reset(), concat.reset()
+    assert same_as(buffered, concat, torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))
+    with pytest.raises(ValueError, match="crop\\(2\\)"):
+        buffered.crop(2)
+    for call in (
+        lambda: buffered.reorder_cache(torch.tensor([0])),
+        lambda: buffered.batch_repeat_interleave(2),
+    ):
+        with pytest.raises(NotImplementedError, match="greedy decoding"):
+            call()
+
+
+@pytest.mark.parametrize("model_cache", ["static", "dynamic"])
+def test_a_cache_named_in_the_models_generation_config_does_not_override_the_option(
+    char, copy_task, model_cache
+):
+    """A checkpoint whose generation config names a cache (static, hybrid, ...) is labelled with the
+    cache the option names, and gives the same labels."""
+    model = random_model(char)
+    prompts = copy_prompts(6, seed=5)
+    expected = label(model, char, copy_task, prompts, batch_size=4, progress=False)
+    model.generation_config.cache_implementation = model_cache
+    layers = []
+    model.register_forward_hook(
+        lambda module, args, kwargs, out: layers.append(type(kwargs["past_key_values"].layers[0])),
+        with_kwargs=True,
+    )
+    for option, layer in (("dynamic", BufferedLayer), ("concat", DynamicLayer)):
+        layers.clear()
+        labels = label(
+            model, char, copy_task, prompts, batch_size=4, progress=False, cache_implementation=option
+        )
+        assert labels == expected and set(layers) == {layer}, option
 
 
 def test_bf16_decoding_runs_under_autocast_and_leaves_the_weights(char, copy_task):

@@ -80,10 +80,12 @@ class BufferedLayer(DynamicLayer):
     """transformers' DynamicLayer, with keys and values written into a buffer sized for the batch.
 
     DynamicLayer concatenates the whole cache with each new token, so decoding an answer of n tokens
-    copies O(n^2) cache entries; on a CPU that was 2/3 of the time of a 163-token CoT multiplication
+    copies O(n^2) cache entries; on a CPU that was most of the time of a 163-token CoT multiplication
     answer (docs/results.md). Here each step writes its one position and attention reads a view of
-    the filled part: the same keys and values as DynamicLayer's, so the same attention inputs. A
-    batch that outgrows the buffer gets one twice the size, never an error."""
+    the filled part: the same keys and values as DynamicLayer's, in its dtype (the keys'), so the same
+    attention inputs. A batch that outgrows the buffer gets one twice the size, never an error.
+    Greedy decoding only: rows cannot be reordered, dropped or repeated (beam search, assisted
+    decoding), and those calls raise."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -91,12 +93,13 @@ class BufferedLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
+        self.length = 0
         self._buffers = self._allocate(key_states, value_states, self.capacity)
 
-    @staticmethod
-    def _allocate(keys: torch.Tensor, values: torch.Tensor, capacity: int):
+    def _allocate(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        # both in the keys' dtype, as DynamicLayer's concatenation promotes bf16 values under autocast
         (b, h, _, dk), dv = keys.shape, values.shape[-1]
-        return keys.new_empty(b, h, capacity, dk), values.new_empty(b, h, capacity, dv)
+        return keys.new_empty(b, h, capacity, dk), keys.new_empty(b, h, capacity, dv)
 
     def update(self, key_states, value_states, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
@@ -110,27 +113,37 @@ class BufferedLayer(DynamicLayer):
             self._buffers = grown
         keys, values = self._buffers
         keys[:, :, start:end], values[:, :, start:end] = key_states, value_states
-        self.length = end
-        self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+        self._fill(end)
         return self.keys, self.values
 
+    def _fill(self, length: int) -> None:
+        self.length = length
+        self.keys, self.values = (buffer[:, :, :length] for buffer in self._buffers)
+
     def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot be cropped")
+        """DynamicLayer's crop (generate calls crop(0) each step on some devices): drop the last tokens."""
+        if tokens_to_remove > 0:
+            raise ValueError(
+                f"crop({tokens_to_remove}): expected the number of tokens to remove as a negative int"
+            )
+        if tokens_to_remove < 0 and self.is_initialized:
+            self._fill(max(self.length + tokens_to_remove, 0))
 
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot drop rows")
+    def _greedy_only(self, *args, **kwargs) -> None:
+        raise NotImplementedError("BufferedLayer holds one greedy decoding: its rows cannot change")
 
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        raise NotImplementedError("BufferedLayer holds one greedy decoding; it cannot repeat rows")
+    reorder_cache = batch_select_indices = batch_repeat_interleave = offload = prefetch = _greedy_only
 
 
 def _cache_kwargs(cache_implementation: str, capacity: int) -> dict:
-    """generate's cache arguments for one batch whose sequences grow to `capacity` tokens."""
+    """generate's cache arguments for one batch whose sequences grow to `capacity` tokens. They
+    override a `cache_implementation` the model's generation config may name."""
     if cache_implementation == "dynamic":
-        return {"past_key_values": Cache(layer_class_to_replicate=partial(BufferedLayer, capacity))}
-    if cache_implementation == "static":
-        return {"cache_implementation": "static"}
-    return {}  # "concat": transformers' DynamicCache
+        cache = Cache(layer_class_to_replicate=partial(BufferedLayer, capacity))
+        return {"past_key_values": cache, "cache_implementation": None}
+    return {
+        "cache_implementation": "static" if cache_implementation == "static" else None
+    }  # None: DynamicCache
 
 
 CACHE_IMPLEMENTATIONS = ("dynamic", "static", "concat")
