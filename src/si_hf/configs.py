@@ -166,9 +166,10 @@ class SelfImproveArguments:
         metadata={
             "help": "KV cache of greedy decoding (labels and evaluation): dynamic (attention over exactly the "
             "tokens so far, kept in a buffer sized per batch), concat (transformers' DynamicCache: the same "
-            "labels, but it concatenates the whole cache every step, 1.5-3x slower on a CPU), or static (a "
-            "max-length cache; generate compiles the decoding step on a GPU; the same labels up to float "
-            "rounding in a near-tie: 1 of 2000 CoT multiplication labels differed, docs/results.md).",
+            "labels, but it concatenates the whole cache every step, 1.1-1.8x slower for CoT multiplication "
+            "on a CPU), or static (a max-length cache; generate compiles the decoding step on a GPU; the same "
+            "labels up to float rounding in a near-tie: 1 of 2000 CoT multiplication labels differed, "
+            "docs/results.md).",
             "choices": list(CACHE_IMPLEMENTATIONS),
         },
     )

@@ -176,8 +176,8 @@ def label(
     """Greedy labels for `prompts`, in the input order. Works for plain and peft-wrapped models.
 
     `cache_implementation`: "dynamic" (`BufferedLayer`), "concat" (transformers' DynamicCache: the
-    same labels, up to 3x slower on a CPU) or "static" (a max-length cache `generate` compiles on a
-    GPU). Static and `decode_dtype="bf16"` (bf16 autocast) give the default's labels up to float
+    same labels, 1.1-1.8x slower for CoT multiplication on a CPU) or "static" (a max-length cache
+    `generate` compiles on a GPU). Static and `decode_dtype="bf16"` (bf16 autocast) give the default's labels up to float
     rounding: a near-tie may go the other way (docs/results.md)."""
     if cache_implementation not in CACHE_IMPLEMENTATIONS:
         raise ValueError(
