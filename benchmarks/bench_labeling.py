@@ -19,6 +19,7 @@ are right. An untrained model's labels say little about the last two: `--model` 
 import argparse
 import random
 import time
+from functools import partial
 
 import torch
 from bench_training import cpu_model_name  # this folder, as `python benchmarks/...` runs it
@@ -129,32 +130,15 @@ def main():
 def compare(model, tokenizer, task, prompts, batch_size, repeats):
     n = len(prompts)
     label(model, tokenizer, task, prompts[:batch_size], batch_size=batch_size, progress=False)
+    run = partial(label, model, tokenizer, task, prompts, batch_size=batch_size, progress=False)
     times, results = best_times(
         [
-            lambda: label(model, tokenizer, task, prompts, batch_size=batch_size, progress=False),
+            run,
             lambda: baseline(model, tokenizer, task, prompts, batch_size),
-            lambda: label(
-                model,
-                tokenizer,
-                task,
-                prompts,
-                batch_size=batch_size,
-                progress=False,
-                cache_implementation="static",
-            ),
+            lambda: run(cache_implementation="static"),
             lambda: teacher_forced(model, tokenizer, task, prompts, batch_size),
-            lambda: label(
-                model, tokenizer, task, prompts, batch_size=batch_size, progress=False, decode_dtype="bf16"
-            ),
-            lambda: label(
-                model,
-                tokenizer,
-                task,
-                prompts,
-                batch_size=batch_size,
-                progress=False,
-                cache_implementation="concat",
-            ),
+            lambda: run(decode_dtype="bf16"),
+            lambda: run(cache_implementation="concat"),
         ],
         repeats,
     )

@@ -89,14 +89,14 @@ class BufferedLayer(DynamicLayer):
 
     def __init__(self, capacity: int):
         super().__init__()
-        self.capacity, self.length = capacity, 0
+        self.capacity = capacity
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
-        self.length = 0
         self._buffers = self._allocate(key_states, value_states, self.capacity)
 
-    def _allocate(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+    @staticmethod
+    def _allocate(keys: torch.Tensor, values: torch.Tensor, capacity: int):
         # both in the keys' dtype, as DynamicLayer's concatenation promotes bf16 values under autocast
         (b, h, _, dk), dv = keys.shape, values.shape[-1]
         return keys.new_empty(b, h, capacity, dk), keys.new_empty(b, h, capacity, dv)
@@ -104,7 +104,8 @@ class BufferedLayer(DynamicLayer):
     def update(self, key_states, value_states, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        start, end = self.length, self.length + key_states.shape[-2]
+        start = self.get_seq_length()
+        end = start + key_states.shape[-2]
         if end > self.capacity:
             self.capacity = max(end, 2 * self.capacity)
             grown = self._allocate(key_states, value_states, self.capacity)
@@ -117,7 +118,6 @@ class BufferedLayer(DynamicLayer):
         return self.keys, self.values
 
     def _fill(self, length: int) -> None:
-        self.length = length
         self.keys, self.values = (buffer[:, :, :length] for buffer in self._buffers)
 
     def crop(self, tokens_to_remove: int) -> None:
@@ -127,7 +127,7 @@ class BufferedLayer(DynamicLayer):
                 f"crop({tokens_to_remove}): expected the number of tokens to remove as a negative int"
             )
         if tokens_to_remove < 0 and self.is_initialized:
-            self._fill(max(self.length + tokens_to_remove, 0))
+            self._fill(max(self.get_seq_length() + tokens_to_remove, 0))
 
     def _greedy_only(self, *args, **kwargs) -> None:
         raise NotImplementedError("BufferedLayer holds one greedy decoding: its rows cannot change")
