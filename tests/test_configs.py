@@ -84,6 +84,25 @@ def test_unknown_cli_flag_is_named():
         parse_args(["--task", "copy", "--bogus", "1"])
 
 
+def test_d0_operand_lengths_reaches_the_task(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: forward_addition\nd0: '4'\nd0_operand_lengths: equal\n")
+    task_args, *_ = parse_args(["--config", str(cfg)])
+    task = get_task(task_args.task, **task_args.task_kwargs())
+    prompts = task.generate(100, seed=0, purpose="d0", d0=task_args.d0)["prompt"]
+    assert all(len(a) == len(b) for a, b in (p[:-1].split("+") for p in prompts))
+    task_args, *_ = parse_args(["--config", str(cfg), "--d0_operand_lengths", "independent"])
+    prompts = get_task(task_args.task, **task_args.task_kwargs()).generate(100, seed=0, purpose="d0", d0=4)
+    assert any(len(a) != len(b) for a, b in (p[:-1].split("+") for p in prompts["prompt"]))
+    cfg.write_text(cfg.read_text().replace("equal", "same"))
+    with pytest.raises(
+        ValueError, match=r"d0_operand_lengths: 'same' is not one of \['independent', 'equal'\]"
+    ):
+        parse_args(["--config", str(cfg)])
+    with pytest.raises(ValueError, match=r"d0_operand_lengths='equal'.*not task 'copy'"):
+        parse_args(["--task", "copy", "--d0_operand_lengths", "equal"])
+
+
 def test_cli_overrides_yaml(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("task: copy\nd0: '5'\nround_max_steps: 10\nfilters: [length]\n")
@@ -242,3 +261,8 @@ def test_a_setting_added_later_counts_as_its_old_value_in_an_older_snapshot():
     ]
     # a snapshot without the section at all records nothing to hold the run to
     assert config_changes({"model": {"preset": "cpu"}}, changed) == []
+    task = {"task": {"task": "forward_addition", "d0": "8"}}
+    assert config_changes(task, {"task": {**task["task"], "d0_operand_lengths": "independent"}}) == []
+    assert config_changes(task, {"task": {**task["task"], "d0_operand_lengths": "equal"}}) == [
+        "task.d0_operand_lengths: 'independent' -> 'equal'"
+    ]

@@ -18,10 +18,12 @@ from trl import ModelConfig
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
 from si_hf.labeling import CACHE_IMPLEMENTATIONS
 from si_hf.round_data import LABEL_SETTINGS, LABEL_SETTINGS_ADDED_LATER
+from si_hf.tasks.addition import D0_OPERAND_LENGTHS
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "native", "fp32", "bf16")
 DECODE_PRECISIONS = ("fp32", "native", "bf16")
+ADDITION_TASKS = ("reverse_addition", "forward_addition")
 
 
 @dataclass
@@ -42,6 +44,15 @@ class TaskArguments:
     )
     maze_num_nodes: int = field(default=30, metadata={"help": "maze_hops: nodes per maze."})
     maze_num_hops: int = field(default=9, metadata={"help": "maze_nodes: hops between start and end."})
+    d0_operand_lengths: str = field(
+        default="independent",
+        metadata={
+            "help": "reverse_addition / forward_addition: how D_0 draws the two operand lengths, each "
+            "uniformly in 1..d0 (`independent`, the authors' scripts) or one length for both (`equal`, "
+            "section 3's wording). Rounds and evaluation always use equal lengths.",
+            "choices": list(D0_OPERAND_LENGTHS),
+        },
+    )
     data_seed_base: int = field(
         default=1234,
         metadata={
@@ -50,7 +61,20 @@ class TaskArguments:
         },
     )
 
+    def __post_init__(self):
+        if self.d0_operand_lengths not in D0_OPERAND_LENGTHS:
+            raise ValueError(
+                f"d0_operand_lengths: {self.d0_operand_lengths!r} is not one of {list(D0_OPERAND_LENGTHS)}"
+            )
+        if self.d0_operand_lengths != "independent" and self.task not in ADDITION_TASKS:
+            raise ValueError(
+                f"d0_operand_lengths={self.d0_operand_lengths!r} applies to {' and '.join(ADDITION_TASKS)} "
+                f"only, not task {self.task!r}; leave it at 'independent'"
+            )
+
     def task_kwargs(self) -> dict:
+        if self.task in ADDITION_TASKS:
+            return {"d0_operand_lengths": self.d0_operand_lengths}
         if self.task == "maze_hops":
             return {"num_nodes": self.maze_num_nodes}
         if self.task == "maze_nodes":
@@ -455,7 +479,15 @@ def check_training_arguments(args: TrainingArguments) -> None:
 # experiments in one run, so `run_round.py` refuses it unless --allow_config_change is given. Every
 # other argument may change between invocations (docs: README, "What the store guarantees").
 EXPERIMENT_KEYS = {
-    "task": ("task", "d0", "num_d0_examples", "maze_num_nodes", "maze_num_hops", "data_seed_base"),
+    "task": (
+        "task",
+        "d0",
+        "num_d0_examples",
+        "maze_num_nodes",
+        "maze_num_hops",
+        "d0_operand_lengths",
+        "data_seed_base",
+    ),
     "self_improve": (
         "schedule",
         "difficulty_step",
@@ -503,7 +535,11 @@ EXPERIMENT_KEYS = {
 
 
 # EXPERIMENT_KEYS settings added after stores were written: the value those stores ran with.
-KEYS_ADDED_LATER = {"completion_only_loss": True, **LABEL_SETTINGS_ADDED_LATER}
+KEYS_ADDED_LATER = {
+    "completion_only_loss": True,
+    "d0_operand_lengths": "independent",
+    **LABEL_SETTINGS_ADDED_LATER,
+}
 
 
 def config_changes(recorded: dict, current: dict) -> list[str]:

@@ -47,6 +47,33 @@ def test_d0_operand_lengths_are_independent_and_uniform():
     )
 
 
+@pytest.mark.parametrize("name", ["reverse_addition", "forward_addition"])
+def test_d0_operand_lengths_equal_draws_one_length_for_both(name):
+    """Section 3: "two numbers of equal length"; every level of 1..d0 about equally often."""
+    task = get_task(name, d0_operand_lengths="equal")
+    data = task.generate(2000, seed=0, purpose="d0", d0=4)
+    lengths = Counter(tuple(len(x) for x in p[:-1].split("+")) for p in data["prompt"])
+    assert set(lengths) == {(i, i) for i in range(1, 5)}
+    assert all(400 < c < 600 for c in lengths.values()), lengths  # 500 expected each
+    assert data["difficulty"] == [str(len(p[:-1].split("+")[0])) for p in data["prompt"]]
+    assert all(task.verify(p, a) for p, a in zip(data["prompt"], data["answer"]))
+    # the rounds' and evaluation's prompts do not depend on the option
+    same = get_task(name).generate(50, seed=0, purpose="round", difficulty=7)
+    assert task.generate(50, seed=0, purpose="round", difficulty=7) == same
+
+
+def test_d0_operand_lengths_independent_is_the_default_stream():
+    """Naming the default leaves D_0 as it was: the same prompts, draw for draw."""
+    default = get_task("forward_addition").generate(300, seed=3, purpose="d0", d0=8)
+    named = get_task("forward_addition", d0_operand_lengths="independent")
+    assert named.generate(300, seed=3, purpose="d0", d0=8) == default
+
+
+def test_d0_operand_lengths_bad_value_is_named():
+    with pytest.raises(ValueError, match=r"d0_operand_lengths='same'.*independent, equal"):
+        get_task("reverse_addition", d0_operand_lengths="same")
+
+
 def test_malformed_prompts_are_rejected():
     task = get_task("reverse_addition")
     for prompt in ("12+34", "12+=", "1+2+3=", "12*34=", "", "ab+cd="):

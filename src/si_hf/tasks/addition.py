@@ -1,18 +1,34 @@
 """Reverse and forward addition (paper section 5, appendix C.2.1).
 
 Operands are random ints with a non-zero first digit, never zero-padded. Difficulty is the number of
-digits of the longer operand; D_0 draws the two lengths independently and uniformly in 1..d0.
+digits of the longer operand. D_0 draws the two lengths independently and uniformly in 1..d0, as the
+authors' scripts do; `d0_operand_lengths="equal"` draws one length for both, as section 3 words the task
+("two numbers of equal length"). Self-improvement and evaluation prompts have equal lengths either way.
 """
 
 from .base import Task
 
+D0_OPERAND_LENGTHS = ("independent", "equal")
+
 
 class _Addition(Task):
+    def __init__(self, d0_operand_lengths: str = "independent"):
+        if d0_operand_lengths not in D0_OPERAND_LENGTHS:
+            raise ValueError(
+                f"{self.name}: d0_operand_lengths={d0_operand_lengths!r} is invalid; expected one of "
+                f"{', '.join(D0_OPERAND_LENGTHS)}"
+            )
+        self.d0_operand_lengths = d0_operand_lengths
+
+    def __repr__(self):
+        return f"{type(self).__name__}(d0_operand_lengths={self.d0_operand_lengths!r})"
+
     def _shape(self, d):
         return d, d
 
     def _d0_shape(self, levels, rng):
-        la, lb = rng.choice(levels), rng.choice(levels)
+        la = rng.choice(levels)
+        lb = la if self.d0_operand_lengths == "equal" else rng.choice(levels)
         return (la, lb), max(la, lb)
 
     def operands(self, prompt: str) -> tuple[str, str]:
