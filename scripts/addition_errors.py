@@ -8,10 +8,14 @@ back right to different depths (docs/cpu-tuning.md, "Forward addition"). Per ope
 - `front`: mean number of leading digits (as written) that equal the true sum's, up to the first wrong one;
 - `back`: the same from the last written digit backwards.
 
+For reverse addition "as written" is least significant digit first, so `front` counts the low-order
+digits, and `back` starts at the '0' padding the answer to max(len)+1 digits when the sum is shorter.
+
     python scripts/addition_errors.py <round>/member-0/model [--task forward_addition] [--lengths 4 5 6]
         [--n 200] [--seed 7]
 
-Problems have equal operand lengths (the rounds' and evaluation's shape), from `random.Random(seed)`,
+Problems are held out (the evaluation split, never a training prompt) with equal operand lengths (the
+rounds' and evaluation's shape), from `random.Random(seed)`,
 `n` per length in the order given, labelled by `si_hf.labeling.label` (greedy, no ground truth), so a
 model and a seed give the same table anywhere.
 """
@@ -61,7 +65,7 @@ def run(model, tokenizer, task_name: str, lengths: list[int], n: int, seed: int)
 
     task, rng, table = get_task(task_name), random.Random(seed), {}
     for d in lengths:
-        prompts, answers = zip(*(task.sample(d, rng) for _ in range(n)))
+        prompts, answers = zip(*(task.sample(d, rng, split="eval") for _ in range(n)))
         preds = label(model, tokenizer, task, list(prompts), batch_size=n, progress=False)
         table[d] = breakdown(list(answers), [p.text for p in preds])
     return table

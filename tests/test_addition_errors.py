@@ -44,7 +44,7 @@ def test_run_labels_fresh_problems_with_a_real_model(addition_errors, capsys, tm
     assert list(table) == [1, 3]
     rng, task = random.Random(3), get_task("forward_addition")  # the same problems, drawn again
     for d in (1, 3):
-        sums = [task.sample(d, rng)[1] for _ in range(20)]
+        sums = [task.sample(d, rng, split="eval")[1] for _ in range(20)]
         assert table[d] == {
             "problems": 20,
             "correct": sums.count("1"),
@@ -67,3 +67,6 @@ def test_run_labels_fresh_problems_with_a_real_model(addition_errors, capsys, tm
     with pytest.raises(SystemExit):
         addition_errors.main([str(tmp_path / "model"), "--n", "0"])
     assert "--n 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        addition_errors.main([str(tmp_path / "model"), "--lengths", "3", "0"])
+    assert "--lengths [3, 0]" in capsys.readouterr().err

@@ -96,7 +96,8 @@ def test_d0_operand_lengths_reaches_the_task(tmp_path):
     assert any(len(a) != len(b) for a, b in (p[:-1].split("+") for p in prompts["prompt"]))
     cfg.write_text(cfg.read_text().replace("equal", "same"))
     with pytest.raises(
-        ValueError, match=r"d0_operand_lengths: 'same' is not one of \['independent', 'equal'\]"
+        ValueError,
+        match=r"d0_operand_lengths: 'same' is not one of \['independent', 'equal', 'equal_weighted'\]",
     ):
         parse_args(["--config", str(cfg)])
     with pytest.raises(ValueError, match=r"d0_operand_lengths='equal'.*not task 'copy'"):

@@ -18,12 +18,11 @@ from trl import ModelConfig
 from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
 from si_hf.labeling import CACHE_IMPLEMENTATIONS
 from si_hf.round_data import LABEL_SETTINGS, LABEL_SETTINGS_ADDED_LATER
-from si_hf.tasks.addition import D0_OPERAND_LENGTHS
+from si_hf.tasks.addition import ADDITION_TASKS, D0_OPERAND_LENGTHS
 
 SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
 PRECISIONS = ("auto", "native", "fp32", "bf16")
 DECODE_PRECISIONS = ("fp32", "native", "bf16")
-ADDITION_TASKS = ("reverse_addition", "forward_addition")
 
 
 @dataclass
@@ -48,8 +47,10 @@ class TaskArguments:
         default="independent",
         metadata={
             "help": "reverse_addition / forward_addition: how D_0 draws the two operand lengths, each "
-            "uniformly in 1..d0 (`independent`, the authors' scripts) or one length for both (`equal`, "
-            "section 3's wording). Rounds and evaluation always use equal lengths.",
+            "uniformly in 1..d0 (`independent`, the authors' scripts: level d, the longer operand, has weight "
+            "2d - 1), one length for both (`equal`, section 3's wording: every level equally often), or for "
+            "both the longer of two independent lengths (`equal_weighted`: equal operands, independent's "
+            "mix of levels). Rounds and evaluation always use equal lengths.",
             "choices": list(D0_OPERAND_LENGTHS),
         },
     )

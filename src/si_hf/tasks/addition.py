@@ -2,13 +2,16 @@
 
 Operands are random ints with a non-zero first digit, never zero-padded. Difficulty is the number of
 digits of the longer operand. D_0 draws the two lengths independently and uniformly in 1..d0, as the
-authors' scripts do; `d0_operand_lengths="equal"` draws one length for both, as section 3 words the task
-("two numbers of equal length"). Self-improvement and evaluation prompts have equal lengths either way.
+authors' scripts do (so level d has weight 2d - 1); `d0_operand_lengths="equal"` draws one length for
+both, as section 3 words the task ("two numbers of equal length"), and every level equally often;
+`"equal_weighted"` gives both operands the longer of two independent lengths: equal operands under the
+independent draws' mix of levels. Self-improvement and evaluation prompts have equal lengths always.
 """
 
 from .base import Task
 
-D0_OPERAND_LENGTHS = ("independent", "equal")
+D0_OPERAND_LENGTHS = ("independent", "equal", "equal_weighted")
+ADDITION_TASKS = ("reverse_addition", "forward_addition")  # a test keeps this in step with the classes
 
 
 class _Addition(Task):
@@ -27,8 +30,12 @@ class _Addition(Task):
         return d, d
 
     def _d0_shape(self, levels, rng):
-        la = rng.choice(levels)
-        lb = la if self.d0_operand_lengths == "equal" else rng.choice(levels)
+        la, mode = rng.choice(levels), self.d0_operand_lengths
+        if mode == "equal":
+            return (la, la), la
+        lb = rng.choice(levels)
+        if mode == "equal_weighted":
+            la = lb = max(la, lb)
         return (la, lb), max(la, lb)
 
     def operands(self, prompt: str) -> tuple[str, str]:
