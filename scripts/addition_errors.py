@@ -26,21 +26,12 @@ import argparse
 import json
 import random
 import sys
+from os.path import commonprefix
 
 from si_hf.tasks import get_task
 
 COUNTS = ("problems", "correct", "right_length", "front", "back")
 TASKS = ("forward_addition", "reverse_addition")
-
-
-def _agree(a: str, b: str) -> int:
-    """How many leading characters a and b share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def breakdown(answers: list[str], predictions: list[str]) -> dict[str, float]:
@@ -55,8 +46,10 @@ def breakdown(answers: list[str], predictions: list[str]) -> dict[str, float]:
         "problems": n,
         "correct": sum(p == a for a, p in zip(answers, predictions)),
         "right_length": sum(len(p) == len(a) for a, p in zip(answers, predictions)),
-        "front": round(sum(_agree(a, p) for a, p in zip(answers, predictions)) / n, 2),
-        "back": round(sum(_agree(a[::-1], p[::-1]) for a, p in zip(answers, predictions)) / n, 2),
+        "front": round(sum(len(commonprefix([a, p])) for a, p in zip(answers, predictions)) / n, 2),
+        "back": round(
+            sum(len(commonprefix([a[::-1], p[::-1]])) for a, p in zip(answers, predictions)) / n, 2
+        ),
     }
 
 
