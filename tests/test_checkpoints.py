@@ -112,6 +112,20 @@ def test_a_checkpoint_cut_short_or_of_other_settings_is_not_resumed(tmp_path, ca
     assert "learning_rate: 0.001 -> 0.0005" in caplog.text
 
 
+def test_a_settings_record_cut_short_by_a_kill_drops_its_checkpoints(tmp_path, caplog):
+    """A run killed while it wrote `si_hf_training.json` must not stop the rerun: checkpoints whose
+    settings cannot be read are trained again from the round's start, and the record is rewritten whole."""
+    with pytest.raises(Crash):
+        train(tmp_path, "b", callbacks=[CrashAt(9)])
+    record = tmp_path / "b" / SETTINGS_FILE
+    settings = json.loads(record.read_text())
+    record.write_text("")  # what open-and-truncate leaves when the kill lands before the write
+    assert resume_checkpoint(str(tmp_path / "b"), settings) is None
+    assert not (tmp_path / "b" / "checkpoint-8").exists() and "is not the JSON" in caplog.text
+    assert json.loads(record.read_text()) == settings
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.name.startswith(".")) == []
+
+
 def test_checkpoint_step():
     assert checkpoint_step(None) == 0
     assert checkpoint_step("/x/work/round-001/member-0/trainer/checkpoint-1500") == 1500

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -75,13 +76,26 @@ def _checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir())
 
 
+def _read_settings(path: Path) -> dict | None:
+    """The recorded settings, or None where there is no readable record: the checkpoints beside an
+    unreadable one (written by a version that could be killed mid-write) cannot be vouched for."""
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        logger.warning("%s is not the JSON of a settings record; its checkpoints count as stale", path)
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
 def _discard_stale(root: Path, settings: dict) -> None:
     for ckpt in _checkpoints(root):
         if not (ckpt / TRAINER_STATE).is_file():
             logger.warning("dropping %s: it was being written when the run stopped", ckpt)
             shutil.rmtree(ckpt)
     recorded_file = root / SETTINGS_FILE
-    recorded = json.loads(recorded_file.read_text()) if recorded_file.is_file() else None
+    recorded = _read_settings(recorded_file)
     if _checkpoints(root) and recorded != settings:
         recorded = recorded or {}
         # both sides' keys: a setting only one of them has (zero_stage) is a change too
@@ -94,7 +108,9 @@ def _discard_stale(root: Path, settings: dict) -> None:
         for ckpt in _checkpoints(root):
             shutil.rmtree(ckpt)
     root.mkdir(parents=True, exist_ok=True)
-    recorded_file.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    tmp = root / f".{SETTINGS_FILE}.tmp"
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    os.replace(tmp, recorded_file)  # a run killed while writing leaves the old record, never half a new one
 
 
 def resume_checkpoint(output_dir: str, settings: dict) -> str | None:

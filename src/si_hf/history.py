@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from si_hf.store import ResumeSource, Store, resolve_resume
@@ -145,7 +146,9 @@ class RoundHistory:
 
     def write_metrics(self, path: Path) -> None:
         """`metrics.json`: every completed round, rebuilt from the store (the store is the truth)."""
-        path.write_text(json.dumps(self.all_metrics(), indent=2))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.all_metrics(), indent=2))
+        os.replace(tmp, path)  # `si-hf report` never reads half of it, even after a kill
 
     def all_metrics(self) -> list[dict]:
         """Every round this store completed, member by member."""
