@@ -18,8 +18,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 quality: $(STAMP)
-	$(BIN)/ruff check src tests recipes benchmarks scripts
-	$(BIN)/ruff format --check src tests recipes benchmarks scripts
+	$(BIN)/ruff check src tests recipes benchmarks scripts examples
+	$(BIN)/ruff format --check src tests recipes benchmarks scripts examples
+	$(BIN)/lint-imports --no-cache
 
 # Regenerates tokenizer/ bit-for-bit from si_hf.tokenization.
 tokenizer: $(STAMP)

@@ -28,9 +28,10 @@ from datasets import Dataset
 from si_hf.collator import PromptCompletionCollator
 from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.modeling import build_model
+from si_hf.precision import cpu_has_native_bf16, precision_overrides
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
-from si_hf.training import cpu_has_native_bf16, d0_stream, precision_overrides, train, training_mix
+from si_hf.training import d0_stream, train, training_mix
 
 BATCH = 128
 

@@ -22,7 +22,6 @@ command after a crash resumes where it stopped, and only runs that trained anyth
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import subprocess
@@ -31,6 +30,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+from si_hf import atomic
+from si_hf.layout import MARKER, RunPaths, member_dirname
 
 ROOT = Path(__file__).resolve().parent.parent
 # task -> its CPU recipes; two recipes are a contrast that differs in the filter only
@@ -118,16 +120,18 @@ def vote_run(task: str, first_recipe: str, seeds: list[int], output_dir: Path, b
     command = launch(
         bin_dir, recipe, "--seed", str(seeds[0]), "--resume_from", str(members), "--output_dir", str(out)
     )
-    sources = [output_dir / task / variant(first_recipe) / f"seed-{s}" / "rounds" / "round-000" / "member-0"
-               for s in seeds]  # fmt: skip
+    sources = [
+        RunPaths(output_dir / task / variant(first_recipe) / f"seed-{s}").round(0, 0).root for s in seeds
+    ]
+    links = [members / member_dirname(m) for m in range(len(seeds))]
     return {"task": task, "recipe": recipe, "seed": seeds[0], "output_dir": out, "command": command,
-            "members": dict(zip((members / f"member-{m}" for m in range(len(seeds))), sources, strict=True))}  # fmt: skip
+            "members": dict(zip(links, sources, strict=True))}  # fmt: skip
 
 
 def link_members(members: dict[Path, Path]) -> None:
     """member-m -> the round-0 model it starts from; refuses a link that points elsewhere."""
     for link, source in members.items():
-        if not (source / "si_hf_round.json").is_file():
+        if not (source / MARKER).is_file():
             raise FileNotFoundError(
                 f"{source}: no finished round 0 to vote with (its seed's run comes first)"
             )
@@ -141,7 +145,8 @@ def link_members(members: dict[Path, Path]) -> None:
 
 def completed_rounds(out: Path) -> int:
     """Rounds (of member 0) the store at `out` holds: a rerun that finds them all trains nothing."""
-    return len(list(out.glob("rounds/round-*/member-0/si_hf_round.json")))
+    paths = RunPaths(out)
+    return sum(1 for r, m in paths.published() if m == 0 and paths.round(r, m).marker.is_file())
 
 
 def run_one(run: dict) -> None:
@@ -159,7 +164,7 @@ def run_one(run: dict) -> None:
             "cpu": cpu_model(),
             "command": shlex.join(["accelerate", *run["command"][1:]]),
         }
-        (out / "wall.json").write_text(json.dumps(record, indent=2) + "\n")
+        atomic.write_json(out / "wall.json", record)
     subprocess.run([str(Path(sys.executable).parent / "si-hf"), "report", str(out)], cwd=ROOT, check=True)
 
 

@@ -183,10 +183,9 @@ def test_format_table():
     r0 = EvalResult(accuracy={"2": 1.0, "10": 0.25}, count={"2": 4, "10": 4})
     r1 = {"accuracy": {"2": 1.0, "10": 0.5, "11": 0.125}}
     lines = format_table({0: r0, 1: r1}).splitlines()
-    assert lines[0].split() == ["round", "2", "10", "11"]  # difficulties in numeric order
-    assert lines[1].split() == ["0", "100.0", "25.0", "-"]
-    assert lines[2].split() == ["1", "100.0", "50.0", "12.5"]
+    assert lines[0] == "| round | 2 | 10 | 11 |"  # difficulties in numeric order
+    assert lines[2:] == ["| 0 | 100.0 | 25.0 | - |", "| 1 | 100.0 | 50.0 | 12.5 |"]
     rows = [{"round": 0, "member": 0, **r1}, {"round": 0, "member": 1, **r0.to_dict()}]
-    assert [line.split()[0] for line in format_table(rows).splitlines()[1:]] == ["0/0", "0/1"]
+    assert [line.split(" | ")[0] for line in format_table(rows).splitlines()[2:]] == ["| 0/0", "| 0/1"]
     with pytest.raises(ValueError, match="accuracy"):
         format_table({0: {"count": {}}})

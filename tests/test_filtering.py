@@ -1,8 +1,10 @@
 import pytest
 
+from si_hf.configs import SelfImproveArguments as S
 from si_hf.filtering import (
     FILTERS,
     apply_filters,
+    check_filters,
     length_filter,
     majority_vote,
     verifier_filter,
@@ -206,7 +208,7 @@ def test_apply_filters_none_filters_nothing_but_untokenizable_labels():
     unfinished); only a label that cannot be tokenized back (it cannot be trained on) is dropped."""
     bad = P("8449", tokenizes=False)
     preds = [P("12345"), P("1"), RUN_ON, bad]
-    for spec in ([], ["none"]):
+    for spec in (["none"],):
         result = apply_filters(spec, preds)
         assert result.keep == [True, True, True, False]
         assert result.labels == ["12345", "1", RUN_ON.text, None]
@@ -226,7 +228,7 @@ def test_apply_filters_finished_drops_run_on_and_untokenizable():
 
 def test_apply_filters_length():
     preds = [P("12345"), P("1234"), P("1"), RUN_ON]
-    result = apply_filters(["length"], preds, batch_size=4, length_tau=2)
+    result = apply_filters(["length"], preds, settings=S(label_batch_size=4, length_filter_tau=2))
     assert result.keep == [True, True, False, False]
     assert result.counts == {"total": 4, "finished": 3, "length": 2}
 
@@ -238,31 +240,31 @@ def test_apply_filters_majority_vote_then_length():
     m0 = [P("123456"), P("123"), P("99999999")]
     m1 = [P("123456"), P("123"), P("88888888")]
     m2 = [P("123457"), P("124"), P("77777777")]
-    result = apply_filters(
-        ["majority_vote", "length"], [m0, m1, m2], vote_tau=0.6, length_tau=2, batch_size=3
-    )
+    settings = S(num_members=3, vote_threshold=0.6, length_filter_tau=2, label_batch_size=3)
+    result = apply_filters(["majority_vote", "length"], [m0, m1, m2], settings=settings)
     assert result.keep == [True, False, False]
     assert result.labels[:2] == ["123456", "123"]
     assert result.votes == [2, 2, 1]
     assert result.counts == {"total": 3, "majority_vote": 2, "length": 1}
     # Majority vote alone keeps both agreed prompts.
-    assert apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6).keep == [True, True, False]
+    assert apply_filters(["majority_vote"], [m0, m1, m2], settings=settings).keep == [True, True, False]
 
 
 def test_apply_filters_member_keeps_only_its_agreeing_labels():
     m0 = [P("5"), P("6")]
     m1 = [P("5"), P("7")]
     m2 = [P("4"), P("7")]
-    assert apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6, member=0).keep == [True, False]
-    assert apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6, member=2).keep == [False, True]
+    vote = S(num_members=3, vote_threshold=0.6)
+    assert apply_filters(["majority_vote"], [m0, m1, m2], settings=vote, member=0).keep == [True, False]
+    assert apply_filters(["majority_vote"], [m0, m1, m2], settings=vote, member=2).keep == [False, True]
     # every prompt records who agrees with its label; without member= (the consensus ablation)
     # every member keeps every agreed prompt
-    consensus = apply_filters(["majority_vote"], [m0, m1, m2], vote_tau=0.6)
+    consensus = apply_filters(["majority_vote"], [m0, m1, m2], settings=vote)
     assert consensus.keep == [True, True] and consensus.agreeing == [[0, 1], [1, 2]]
     assert consensus.labels == ["5", "7"]
     # A run-on prediction whose truncated text equals the label is still no vote for it.
     m2_run_on = [P("4"), P("7", finished=False)]
-    assert apply_filters(["majority_vote"], [m0, m1, m2_run_on], vote_tau=0.6, member=2).keep == [
+    assert apply_filters(["majority_vote"], [m0, m1, m2_run_on], settings=vote, member=2).keep == [
         False,
         False,
     ]
@@ -272,7 +274,9 @@ def test_apply_filters_member_keeps_only_its_agreeing_labels():
 
 def test_apply_filters_verifier_and_length(maze):
     preds = [P("1>2>3", num_tokens=5), P("1>3", num_tokens=3), P("1>2>4", num_tokens=5)]
-    result = apply_filters(["verifier", "length"], preds, task=maze, prompts=[PROMPT] * 3, batch_size=3)
+    result = apply_filters(
+        ["verifier", "length"], preds, task=maze, prompts=[PROMPT] * 3, settings=S(label_batch_size=3)
+    )
     assert result.keep == [True, False, False]
     assert result.counts == {"total": 3, "finished": 3, "verifier": 1, "length": 1}
     with pytest.raises(ValueError, match="needs task= and prompts="):
@@ -281,16 +285,39 @@ def test_apply_filters_verifier_and_length(maze):
 
 def test_apply_filters_spec_errors():
     preds = [P("1")]
-    with pytest.raises(ValueError, match="unknown filter.*'lenght'.*known filters") as err:
+    with pytest.raises(
+        ValueError, match="filters: 'lenght' is not a registered filter; expected one of"
+    ) as err:
         apply_filters(["lenght"], preds)
     assert all(name in str(err.value) for name in FILTERS)
+    with pytest.raises(ValueError, match=r"filters: \[\] names no filter; use \[none\]"):
+        apply_filters([], preds)
+    with pytest.raises(ValueError, match=r"\['length'\] appear more than once"):
+        apply_filters(["length", "length"], preds)
     with pytest.raises(ValueError, match="is a string; expected a list"):
         apply_filters("length", preds)
     with pytest.raises(ValueError, match="list of lists"):
         apply_filters(["majority_vote"], preds)
     with pytest.raises(ValueError, match="must come first"):
         apply_filters(["length", "majority_vote"], [preds, preds])
-    with pytest.raises(ValueError, match="no majority_vote"):
+    with pytest.raises(ValueError, match="have no vote"):
         apply_filters(["length"], [preds, preds])
     with pytest.raises(ValueError, match="'none' cannot be combined"):
         apply_filters(["none", "length"], preds)
+
+
+def test_check_filters_runs_each_filters_validation_and_refuses_options_of_unused_filters(maze):
+    copy = get_task("copy")
+    with pytest.raises(ValueError, match="'verifier' needs a maze task"):
+        check_filters(S(filters=["verifier"]), copy)
+    check_filters(S(filters=["verifier"]), maze)
+    with pytest.raises(ValueError, match=r"verifier_checks: \['moves'\]; expected a non-empty subset"):
+        check_filters(S(filters=["verifier"], verifier_checks=["moves"]), maze)
+    with pytest.raises(ValueError, match="num_members: 1: majority_vote needs num_members >= 2"):
+        check_filters(S(filters=["majority_vote"]), copy)
+    with pytest.raises(ValueError, match=r"vote_labels: 'mine' is not one of \['own', 'consensus'\]"):
+        check_filters(S(filters=["majority_vote"], num_members=3, vote_labels="mine"), copy)
+    # an option only an unused filter reads, set away from its default, is a mistake to name
+    with pytest.raises(ValueError, match=r"length_filter_tau: 5 applies to filter length only.*'none'"):
+        check_filters(S(filters=["none"], length_filter_tau=5), copy)
+    assert check_filters(S(filters=["length"], length_filter_tau=5), copy) == ["length"]

@@ -44,7 +44,11 @@ def test_publish_load_refuse_overwrite_and_resume(tmp_path, offline_hub):
     publish = f"""
     from test_store import make_model, publish, make_rows
     from si_hf.tokenization import get_tokenizer
-    from si_hf.store import HubError, open_store
+    from si_hf.publishing.pages import RunPages
+    from si_hf.store import HubError, open_store as store_only
+
+    def open_store(*args, **kwargs):  # with the cards and the index page, as the round loop opens it
+        return store_only(*args, pages=RunPages(), **kwargs)
 
     tok = get_tokenizer("char")
     hub = dict(hub_dataset_id="user/copy-data", hub_model_id="user/copy-model", hub_private=True)
@@ -200,7 +204,11 @@ def test_push_failing_half_way_is_completed_by_sync(tmp_path, offline_hub):
     from si_hf.tokenization import get_tokenizer
     from huggingface_hub import HfApi
     from transformers import AutoModelForCausalLM
-    from si_hf.store import HubError, open_store
+    from si_hf.publishing.pages import RunPages
+    from si_hf.store import HubError, open_store as store_only
+
+    def open_store(*args, **kwargs):  # with the cards and the index page, as the round loop opens it
+        return store_only(*args, pages=RunPages(), **kwargs)
 
     tok = get_tokenizer("char")
     hub = dict(hub_dataset_id="user/d", hub_model_id="user/m")

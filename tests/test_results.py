@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from si_hf.results import Record, RunResults, markdown_table, supervised_keys
+from si_hf.results import Record, RunResults, accuracy_markdown, supervised_keys
 
 
 def rec(r, m, acc, levels=(), data_accuracy=None, **info):
@@ -116,9 +116,12 @@ def test_missing_directory_is_named(tmp_path):
         RunResults.from_output_dir(tmp_path / "nope")
 
 
-def test_markdown_table_marks_d0_and_missing_cells():
-    table = markdown_table({0: {"1": 1.0, "2": 0.25}, 1: {"2": 0.5, "10": 0.0}}, ["1", "2", "10"], {"1"})
-    assert table.splitlines() == [
+def test_accuracy_markdown_marks_d0_and_missing_cells():
+    records = [
+        Record(0, 0, {"accuracy": {"1": 1.0, "2": 0.25}}, {"levels": ["1"]}),
+        Record(1, 0, {"accuracy": {"2": 0.5, "10": 0.0}}),
+    ]
+    assert accuracy_markdown(RunResults(records)).splitlines() == [
         "| round | 1* | 2 | 10 |",
         "|---|---|---|---|",
         "| 0 | 100.0 | 25.0 | - |",

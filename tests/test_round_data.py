@@ -88,8 +88,8 @@ def test_generated_by_and_settings():
 def test_staged_settings_without_a_later_setting_count_as_its_old_value():
     from si_hf.round_data import same_label_settings
 
-    current = {"levels": ["4"], "filters": ["none"], "decode_precision": "fp32"}
-    older = {"levels": ["4"], "filters": ["none"]}  # staged before decode_precision existed: fp32 labels
+    current = {"levels": ["4"], "filters": ["none"], "decode_precision": "fp32", "plugin_options": None}
+    older = {"levels": ["4"], "filters": ["none"]}  # staged before both existed: fp32 labels, no plugins
     assert same_label_settings(older, current) and same_label_settings(current, current)
     assert not same_label_settings(older, {**current, "decode_precision": "bf16"})
     assert not same_label_settings({**older, "filters": ["length"]}, current)

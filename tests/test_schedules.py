@@ -72,9 +72,11 @@ def test_eval_levels_reach_past_the_frontier():
 def test_check_compatible_names_the_schedule_and_the_task():
     with pytest.raises(ValueError, match="'multiplication' does not fit task 'copy'"):
         check_compatible(get_task("copy"), _si(schedule="multiplication"))
-    with pytest.raises(ValueError, match="'verifier' needs a maze task"):
-        check_compatible(get_task("copy"), _si(filters=["verifier"]))
-    check_compatible(get_task("maze_hops"), _si(filters=["verifier"]))
+    with pytest.raises(ValueError, match="expected multiplication or multiplication_accelerated"):
+        check_compatible(get_task("multiplication"), _si(schedule="accelerated"))
+    check_compatible(get_task("maze_hops"), _si(schedule="accelerated"))
+    with pytest.raises(ValueError, match="schedule: 'fast' is not a registered schedule; expected one of"):
+        check_compatible(get_task("copy"), _si(schedule="fast"))
 
 
 def test_planned_rounds_beyond_the_task_fail_before_round_0():

@@ -10,8 +10,9 @@ import torch
 from huggingface_hub import DatasetCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from si_hf.modeling import SILlamaForCausalLM
+from si_hf.modeling import SILlamaForCausalLM, load_checkpoint
 from si_hf.modeling.presets import tiny_config
+from si_hf.publishing.pages import RunPages
 from si_hf.store import COLUMNS, open_store, resolve_resume
 
 torch.set_num_threads(1)
@@ -60,7 +61,7 @@ def assert_same_weights(a, b):
 
 
 def test_publish_rounds_and_load_back_with_standard_libraries(tmp_path, tokenizer):
-    store = open_store(tmp_path / "run")
+    store = open_store(tmp_path / "run", pages=RunPages())
     published = {r: publish(store, tokenizer, r) for r in range(3)}
     assert store.completed_rounds() == [0, 1, 2]
     assert store.completed_rounds(member=1) == []
@@ -85,8 +86,8 @@ def test_publish_rounds_and_load_back_with_standard_libraries(tmp_path, tokenize
     assert not [f for f in os.listdir(model_dir) if f.endswith(".py")]
     assert type(AutoModelForCausalLM.from_pretrained(model_dir)).__name__ == "SmolLM3ForCausalLM"
     # si_hf itself reloads it as the class it trains
-    assert type(store.load_model(2)) is SILlamaForCausalLM
-    assert_same_weights(published[2][0], store.load_model(2))
+    assert type(load_checkpoint(store.model_path(2))) is SILlamaForCausalLM
+    assert_same_weights(published[2][0], load_checkpoint(store.model_path(2), device="cpu"))
     assert os.path.exists(os.path.join(model_dir, "generation_config.json"))
     tok = AutoTokenizer.from_pretrained(model_dir)
     assert tok("12+3=")["input_ids"] == tokenizer("12+3=")["input_ids"]
@@ -96,6 +97,21 @@ def test_publish_rounds_and_load_back_with_standard_libraries(tmp_path, tokenize
         store.load_dataset(0)
     with pytest.raises(FileNotFoundError, match=r"have rounds \[0, 1, 2\]"):
         store.model_path(5)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["README.md", "heatmap.png", "rounds"]
+
+
+def test_a_store_without_pages_writes_the_data_only(tmp_path, tokenizer):
+    """Storing and publishing apart: the cards, the heatmap and the index come from the pages a store is
+    given; without them a round holds its data, checkpoint, metrics and marker, and nothing else."""
+    store = open_store(tmp_path / "run")
+    publish(store, tokenizer, 0)
+    publish(store, tokenizer, 1)
+    round_1 = tmp_path / "run" / "rounds" / "round-001" / "member-0"
+    files = sorted(p.relative_to(round_1).as_posix() for p in round_1.rglob("*") if p.is_file())
+    assert "dataset/README.md" not in files and "model/README.md" not in files
+    assert "model/heatmap.png" not in files and "si_hf_round.json" in files and "metrics.json" in files
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["rounds"]
+    assert store.load_dataset(1).to_list() == make_rows(1).to_list()
 
 
 def test_rounds_are_immutable_unless_overwrite(tmp_path, tokenizer):

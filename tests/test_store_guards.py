@@ -245,7 +245,7 @@ def test_hub_errors_translate_connection_failures():
     "overrides, match",
     [
         ({"resume_from": ""}, "resume_from: '' names no round"),
-        ({"num_rounds": -1}, "num_rounds: -1 must be >= 0"),
+        ({"num_rounds": -1}, "num_rounds: -1 must be an int >= 0"),
         (
             {"task": "maze_hops", "maze_num_nodes": 8, "d0": "3", "num_rounds": 5},
             "round 5 would label difficulty 8.*at most 4 rounds",

@@ -4,10 +4,10 @@ import pytest
 from datasets import Dataset
 
 from si_hf.configs import SelfImproveArguments, SITrainingArguments, TaskArguments, check_training_arguments
+from si_hf.precision import precision_overrides
 from si_hf.tasks import get_task
 from si_hf.training import (
     d0_stream,
-    precision_overrides,
     round_seed,
     round_training_args,
     train,
@@ -146,50 +146,6 @@ def test_packed_training_follows_the_padded_one(tmp_path, char):
     (loss_a, w_a), (loss_b, w_b) = results
     assert abs(loss_a - loss_b) < 1e-4
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(w_a, w_b))
-
-
-def test_native_precision_reads_the_cpu_flags():
-    from si_hf.training import cpu_has_native_bf16
-
-    assert cpu_has_native_bf16("processor: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
-    assert cpu_has_native_bf16("flags : sse4_2 amx_bf16 amx_tile\n")
-    assert not cpu_has_native_bf16("flags : sse4_2 avx2 avx512f avx512bw\n")
-    import torch
-
-    expected = cpu_has_native_bf16() or torch.cuda.is_available()  # this machine, whichever it is
-    assert precision_overrides("native")["bf16"] == expected
-    assert precision_overrides("auto")["bf16"] == torch.cuda.is_available()
-    from si_hf.training import decode_dtype
-
-    assert decode_dtype("fp32") == "fp32" and decode_dtype("bf16") == "bf16"
-    with pytest.raises(ValueError, match="decode_precision='auto'"):
-        decode_dtype("auto")
-
-
-@pytest.mark.parametrize(
-    "gpu, gpu_bf16, cpu_bf16, expected",
-    [
-        (False, False, True, "bf16"),
-        (False, False, False, "fp32"),
-        (True, True, False, "bf16"),
-        (True, False, True, "fp32"),  # a GPU without bf16 (V100, T4): autocast to bf16 would fail there
-    ],
-)
-def test_native_precision_follows_the_hardware(monkeypatch, gpu, gpu_bf16, cpu_bf16, expected):
-    import torch
-
-    from si_hf import training
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda *a: cpu_bf16)
-    assert training.decode_dtype("native") == expected
-    # training's precision: native follows the same probe (tf32 flags are set only on a real GPU run)
-    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    try:
-        assert training.precision_overrides("native")["bf16"] == (expected == "bf16")
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def test_torch_compile_trains_like_eager_and_returns_the_plain_model(tmp_path, char):

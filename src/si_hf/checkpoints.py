@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from accelerate import PartialState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from si_hf import atomic
 from si_hf.distributed import zero_stage
 
 logger = logging.getLogger("si_hf")
@@ -107,10 +107,8 @@ def _discard_stale(root: Path, settings: dict) -> None:
         )
         for ckpt in _checkpoints(root):
             shutil.rmtree(ckpt)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SETTINGS_FILE}.tmp"
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-    os.replace(tmp, recorded_file)  # a run killed while writing leaves the old record, never half a new one
+    # a run killed while writing leaves the old record, never half a new one
+    atomic.write_json(recorded_file, settings, sort_keys=True)
 
 
 def resume_checkpoint(output_dir: str, settings: dict) -> str | None:

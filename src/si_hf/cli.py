@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return compare_main(rest)
     if command == "report":
-        from si_hf.report import main as report_main
+        from si_hf.publishing.report import main as report_main
 
         return report_main(rest)
     if command == "summary":

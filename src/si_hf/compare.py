@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file
 
+from si_hf.layout import RoundPaths, RunPaths, member_path
+
 TIMING = ("_seconds", "_per_second")
 
 
@@ -27,32 +29,33 @@ def _metrics(path: Path) -> dict:
     return {k: v for k, v in data.items() if not k.endswith(TIMING)}
 
 
-def _rows(dataset_dir: Path) -> list[dict]:
-    return [row for f in sorted(dataset_dir.glob("data/*.parquet")) for row in pq.read_table(f).to_pylist()]
+def _rows(round_paths: RoundPaths) -> list[dict]:
+    return [row for f in round_paths.parquet_files() for row in pq.read_table(f).to_pylist()]
 
 
-def _weights(model_dir: Path) -> dict:
+def _weights(round_paths: RoundPaths) -> dict:
     out = {}
-    for f in sorted(model_dir.glob("*.safetensors")):
+    for f in round_paths.weight_files():
         out.update(load_file(str(f)))
     return out
 
 
 def compare(a: Path, b: Path) -> list[str]:
     diffs = []
-    members_a = sorted(p.relative_to(a / "rounds") for p in (a / "rounds").glob("round-*/member-*"))
-    members_b = sorted(p.relative_to(b / "rounds") for p in (b / "rounds").glob("round-*/member-*"))
+    run_a, run_b = RunPaths(a), RunPaths(b)
+    members_a, members_b = run_a.published(), run_b.published()
     if members_a != members_b:
-        return [f"different rounds: {[str(p) for p in members_a]} vs {[str(p) for p in members_b]}"]
-    for rel in members_a:
-        ra, rb = a / "rounds" / rel, b / "rounds" / rel
-        if _metrics(ra / "metrics.json") != _metrics(rb / "metrics.json"):
+        names = [[member_path(*x) for x in members] for members in (members_a, members_b)]
+        return [f"different rounds: {names[0]} vs {names[1]}"]
+    for r, m in members_a:
+        ra, rb, rel = run_a.round(r, m), run_b.round(r, m), member_path(r, m)
+        if _metrics(ra.metrics) != _metrics(rb.metrics):
             diffs.append(f"{rel}: metrics differ")
-        if (ra / "dataset").is_dir() != (rb / "dataset").is_dir():
+        if ra.dataset.is_dir() != rb.dataset.is_dir():
             diffs.append(f"{rel}: only one has a dataset")
-        elif (ra / "dataset").is_dir() and _rows(ra / "dataset") != _rows(rb / "dataset"):
+        elif ra.dataset.is_dir() and _rows(ra) != _rows(rb):
             diffs.append(f"{rel}: dataset rows differ")
-        wa, wb = _weights(ra / "model"), _weights(rb / "model")
+        wa, wb = _weights(ra), _weights(rb)
         if wa.keys() != wb.keys() or any(not torch.equal(wa[k], wb[k]) for k in wa):
             diffs.append(f"{rel}: weights differ")
     return diffs
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
     diffs = compare(args.a, args.b)
     for d in diffs:
         print(d)
-    n = len(list((args.a / "rounds").glob("round-*/member-*")))
+    n = len(RunPaths(args.a).published())
     print(
         f"{n} round/member directories compared: {'identical' if not diffs else f'{len(diffs)} differences'}"
     )

@@ -1,10 +1,19 @@
-"""Run arguments: three dataclasses parsed together by `trl.TrlParser` (YAML + CLI overrides).
+"""Run arguments: four dataclasses parsed together by `trl.TrlParser` (YAML + CLI overrides).
 
 `TaskArguments` says what is learned, `SelfImproveArguments` how rounds are scheduled, labelled,
 filtered, evaluated and published, `ModelArguments` which network learns it, and
-`SITrainingArguments` (a `transformers.TrainingArguments`) how round 0 trains. Rounds >= 1 reuse
-the training arguments with the `round_*` overrides. Field names are unique across the four
-classes because argparse sees them as one flat namespace.
+`SITrainingArguments` (a `transformers.TrainingArguments`) how round 0 trains; rounds >= 1 reuse the
+training arguments with the `round_*` overrides. Field names are unique across the four classes
+because argparse sees them as one flat namespace.
+
+A leaf: plain argument classes that check what each value alone must be (types, ranges). What a value
+means to the rest of si-hf (a registered task, filter or schedule and their options, a precision the
+hardware has) is checked by the module that owns it, all before any work: `si_hf.validation`. What
+defines an experiment (and may not change between invocations) is `si_hf.experiment`.
+
+Changed defaults against transformers / TRL (the paper's, appendix C.3): AdamW betas (0.9, 0.99),
+epsilon 1e-12, weight decay 0.1, the warmup-stable-decay schedule, no saving unless `save_steps`,
+`remove_unused_columns: false`; LoRA r 64 / alpha 128 on every linear layer, sdpa attention.
 """
 
 from __future__ import annotations
@@ -15,43 +24,64 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 from trl import ModelConfig
 
-from si_hf.filtering import FILTERS, VOTE_LABELS, vote_threshold
-from si_hf.labeling import CACHE_IMPLEMENTATIONS
-from si_hf.round_data import LABEL_SETTINGS, LABEL_SETTINGS_ADDED_LATER
-from si_hf.tasks.addition import ADDITION_TASKS, D0_OPERAND_LENGTHS
 
-SCHEDULES = ("standard", "accelerated", "multiplication", "multiplication_accelerated")
-PRECISIONS = ("auto", "native", "fp32", "bf16")
-DECODE_PRECISIONS = ("fp32", "native", "bf16")
+def _at_least(owner, names: tuple[str, ...], minimum: int) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+            raise ValueError(f"{name}: {value!r} must be an int >= {minimum}")
+
+
+def _in_unit_interval(owner, name: str, *, low_open: bool = True, high_open: bool = False) -> None:
+    value = getattr(owner, name)
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (low_ok and high_ok):
+        span = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ValueError(f"{name}: {value!r} is not in {span}")
+
+
+def parse_mapping(value, name: str, example: str) -> dict | None:
+    """A YAML mapping, or on the command line a JSON object; None stays None."""
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            pass  # still a string: refused below with the value given
+    if parsed is not None and not isinstance(parsed, dict):
+        raise ValueError(
+            f"{name}: {value!r} is not a mapping; expected {example} (a JSON object on the command line)"
+        )
+    return parsed
 
 
 @dataclass
 class TaskArguments:
     task: str = field(
         default="reverse_addition",
-        metadata={
-            "help": "Task name: reverse_addition, forward_addition, copy, reverse_string, multiplication, "
-            "maze_hops, maze_nodes."
-        },
+        metadata={"help": "The task (registered in si_hf.tasks.TASKS; --help lists them)."},
     )
     d0: str = field(
         default="16",
-        metadata={"help": "Largest difficulty in the supervised set D_0 (multiplication: n for n-by-n)."},
+        metadata={
+            "help": "Largest difficulty of the supervised set D_0: a level, or for multiplication n x n as '5x5'."
+        },
     )
     num_d0_examples: int = field(
-        default=2_000_000, metadata={"help": "Size of the D_0 pool, generated on the fly from `data_seed`."}
+        default=2_000_000,
+        metadata={"help": "Size of the D_0 pool, generated on the fly from `data_seed_base`."},
     )
     maze_num_nodes: int = field(default=30, metadata={"help": "maze_hops: nodes per maze."})
     maze_num_hops: int = field(default=9, metadata={"help": "maze_nodes: hops between start and end."})
     d0_operand_lengths: str = field(
         default="independent",
         metadata={
-            "help": "reverse_addition / forward_addition: how D_0 draws the two operand lengths, each "
-            "uniformly in 1..d0 (`independent`, the authors' scripts: level d, the longer operand, has weight "
-            "2d - 1), one length for both (`equal`, section 3's wording: every level equally often), or for "
-            "both the longer of two independent lengths (`equal_weighted`: equal operands, independent's "
-            "mix of levels). Rounds and evaluation always use equal lengths.",
-            "choices": list(D0_OPERAND_LENGTHS),
+            "help": "reverse_addition / forward_addition: how D_0 draws the two operand lengths: each uniformly "
+            "in 1..d0 (independent, the authors' scripts: level d has weight 2d - 1), one length for both "
+            "(equal, section 3's wording: every level equally often), or for both the longer of two independent "
+            "lengths (equal_weighted: equal operands, independent's mix of levels). Rounds and evaluation "
+            "always use equal lengths."
         },
     )
     data_seed_base: int = field(
@@ -63,24 +93,7 @@ class TaskArguments:
     )
 
     def __post_init__(self):
-        if self.d0_operand_lengths not in D0_OPERAND_LENGTHS:
-            raise ValueError(
-                f"d0_operand_lengths: {self.d0_operand_lengths!r} is not one of {list(D0_OPERAND_LENGTHS)}"
-            )
-        if self.d0_operand_lengths != "independent" and self.task not in ADDITION_TASKS:
-            raise ValueError(
-                f"d0_operand_lengths={self.d0_operand_lengths!r} applies to {' and '.join(ADDITION_TASKS)} "
-                f"only, not task {self.task!r}; leave it at 'independent'"
-            )
-
-    def task_kwargs(self) -> dict:
-        if self.task in ADDITION_TASKS:
-            return {"d0_operand_lengths": self.d0_operand_lengths}
-        if self.task == "maze_hops":
-            return {"num_nodes": self.maze_num_nodes}
-        if self.task == "maze_nodes":
-            return {"num_hops": self.maze_num_hops}
-        return {}
+        _at_least(self, ("num_d0_examples",), 1)
 
 
 @dataclass
@@ -137,18 +150,9 @@ class ModelArguments(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        overrides = self.model_overrides
-        if isinstance(overrides, str):
-            try:
-                overrides = json.loads(overrides)
-            except ValueError:
-                pass  # still a string: refused below with the value given
-        if overrides is not None and not isinstance(overrides, dict):
-            raise ValueError(
-                f"model_overrides: {self.model_overrides!r} is not a mapping; expected config fields, e.g. "
-                '{"num_hidden_layers": 4} (a JSON object on the command line)'
-            )
-        self.model_overrides = overrides
+        self.model_overrides = parse_mapping(
+            self.model_overrides, "model_overrides", 'config fields, e.g. {"num_hidden_layers": 4}'
+        )
         if self.load_in_8bit or self.load_in_4bit:
             raise ValueError(
                 "load_in_8bit / load_in_4bit: quantized loading is not supported by si-hf; "
@@ -176,13 +180,12 @@ class SelfImproveArguments:
     # --- difficulty schedule ---
     schedule: str = field(
         default="standard",
-        metadata={
-            "help": "standard (+difficulty_step per round), accelerated (every level with eval accuracy "
-            ">= accelerate_threshold), multiplication (2-D n x m), multiplication_accelerated."
-        },
+        metadata={"help": "Which levels each round labels (registered in si_hf.schedules.SCHEDULES)."},
     )
     difficulty_step: int = field(default=1, metadata={"help": "Levels added per round (maze_nodes: 3)."})
-    accelerate_threshold: float = field(default=0.99, metadata={"help": "Accuracy that unlocks a level."})
+    accelerate_threshold: float = field(
+        default=0.99, metadata={"help": "Accelerated schedules: exact match that unlocks a level."}
+    )
     # --- self-labelling ---
     examples_per_round: int = field(default=50_000, metadata={"help": "N_r: prompts labelled per round."})
     label_batch_size: int = field(default=1024, metadata={"help": "Greedy labelling batch size."})
@@ -190,52 +193,46 @@ class SelfImproveArguments:
         default="dynamic",
         metadata={
             "help": "KV cache of greedy decoding (labels and evaluation): dynamic (attention over exactly the "
-            "tokens so far, kept in a buffer sized per batch), concat (transformers' DynamicCache: the same "
-            "labels, but it concatenates the whole cache every step, 1.1-1.8x slower for CoT multiplication "
-            "on a CPU), or static (a max-length cache; generate compiles the decoding step on a GPU; the same "
-            "labels up to float rounding in a near-tie: 1 of 2000 CoT multiplication labels differed, "
-            "docs/results.md).",
-            "choices": list(CACHE_IMPLEMENTATIONS),
+            "tokens so far, in one buffer per batch), concat (transformers' DynamicCache: the same labels, "
+            "concatenated every step) or static (a max-length cache that generate compiles on a GPU; a "
+            "near-tie may go the other way)."
         },
     )
     decode_precision: str = field(
         default="fp32",
         metadata={
-            "help": "Precision of greedy decoding (labels and evaluation): fp32 (default: no autocast, the "
-            "weights' own dtype, fp32 for every recipe), bf16 (bf16 autocast), native (bf16 where the hardware computes it, as "
-            "precision: native). On such a CPU bf16 decoded maze labels 1.36x as fast as fp32 and CoT "
-            "multiplication 0.89-1.21x (docs/results.md); near-ties go other ways, so 3-27 percent of the "
-            "labels differ from fp32's. benchmarks/bench_labeling.py --model measures both.",
-            "choices": list(DECODE_PRECISIONS),
+            "help": "Precision of greedy decoding (labels and evaluation): fp32 (the weights' own dtype, no "
+            "autocast), bf16 (bf16 autocast: near-ties may go other ways than fp32) or native (bf16 where "
+            "the hardware computes it)."
         },
     )
     filters: list[str] = field(
         default_factory=lambda: ["none"],
         metadata={
-            "help": "Applied in order: none (keep every label, run-on outputs included), finished (drop "
-            "run-on outputs), length, majority_vote, verifier. All but none imply finished."
+            "help": "Label filters, applied in order (registered in si_hf.filtering.FILTERS). All but none "
+            "drop run-on outputs."
         },
     )
     length_filter_tau: int = field(
         default=2,
-        metadata={"help": "Drop labels at least this many tokens shorter than the batch's longest."},
+        metadata={"help": "length: drop labels at least this many tokens shorter than the batch's longest."},
     )
     num_members: int = field(
         default=1, metadata={"help": "k models trained with different seeds (majority vote needs k >= 2)."}
     )
     vote_threshold: float = field(
-        default=0.8, metadata={"help": "Keep a label when >= ceil(tau*k) members agree (0.8 -> 4 of 5)."}
+        default=0.8,
+        metadata={"help": "majority_vote: keep a label when >= ceil(tau*k) members agree (0.8 -> 4 of 5)."},
     )
     vote_labels: str = field(
         default="own",
         metadata={
-            "help": "Majority vote: own (paper section 5: member m keeps a prompt only when its own label "
-            "is the winning one) or consensus (an ablation: every member trains on the winning label).",
-            "choices": list(VOTE_LABELS),
+            "help": "majority_vote: own (section 5: member m keeps a prompt only when its own label is the "
+            "winning one) or consensus (an ablation: every member trains on the winning label)."
         },
     )
     verifier_checks: list[str] = field(
-        default_factory=lambda: ["move", "end"], metadata={"help": "Maze verifier checks: move, end."}
+        default_factory=lambda: ["move", "end"], metadata={"help": "verifier: maze checks, move and/or end."}
     )
     # --- training in rounds >= 1 (round 0 uses the TrainingArguments as given) ---
     round_max_steps: int = field(
@@ -251,18 +248,16 @@ class SelfImproveArguments:
         metadata={
             "help": "Padding-free training batches: each batch's examples are packed into rows of this many "
             "tokens (at least the longest example), position_ids restart per example and no example "
-            "attends to another; same examples and loss as padded batches for fewer tokens of compute "
-            "(CPU, copy 1-10: 1.26x a bare padded loop). null (default) pads every row to the batch's "
-            "longest example."
+            "attends to another: the same examples and loss as padded batches for fewer tokens of compute. "
+            "null (default) pads every row to the batch's longest example."
         },
     )
     completion_only_loss: bool = field(
         default=True,
         metadata={
             "help": "true (default): the loss covers the completion and its EOS only, the paper's setting "
-            "(section 3). false: it also covers every prompt token after BOS, so each example supervises "
-            "the prompt's tokens too; no answer is involved, so self-labelled rounds stay free of ground "
-            "truth. The maze CPU recipes set false (docs/cpu-tuning.md, 'Mazes')."
+            "(section 3). false: it also covers every prompt token after BOS; no answer is involved, so "
+            "self-labelled rounds stay free of ground truth."
         },
     )
     newest_round_probability: float = field(
@@ -283,9 +278,8 @@ class SelfImproveArguments:
         default="auto",
         metadata={
             "help": "Training precision: auto (bf16+tf32 on a GPU, fp32 on the CPU), native (bf16 where the "
-            "hardware computes it: a GPU with bf16, or a CPU with AVX512-BF16 or AMX; else fp32), fp32 or bf16. "
-            "Labelling and evaluation run in fp32 unless decode_precision says otherwise.",
-            "choices": list(PRECISIONS),
+            "hardware computes it: a GPU with bf16, or a CPU with AVX512-BF16 or AMX; else fp32), fp32 or "
+            "bf16. Labelling and evaluation follow decode_precision."
         },
     )
     # --- store ---
@@ -298,74 +292,68 @@ class SelfImproveArguments:
     allow_config_change: bool = field(
         default=False,
         metadata={
-            "help": "Continue a store although a setting that defines the experiment (EXPERIMENT_KEYS: task, "
+            "help": "Continue a store although a setting that defines the experiment (si_hf.experiment: task, "
             "D_0, model, filters, schedule, seeds, round-0 training) differs from the one its rounds ran with."
         },
     )
     resume_from: str | None = field(
         default=None, metadata={"help": "Start from a published round: user/name@round-3 or a local path."}
     )
+    # --- extensions (docs/extending.md) ---
+    plugins: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Modules to import before the run (dotted names or .py paths): they register tasks, "
+            "filters and schedules of their own."
+        },
+    )
+    plugin_options: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Options of registered entries that have no field of their own, by entry name, e.g. "
+            "{my_filter: {slack: 1}} (a JSON object on the command line)."
+        },
+    )
 
     def __post_init__(self):
-        unknown = [f for f in self.filters if f not in FILTERS]
-        if unknown:
-            raise ValueError(f"filters: unknown {unknown}; expected some of {list(FILTERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule: {self.schedule!r} is not one of {list(SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: {self.precision!r} is not one of {list(PRECISIONS)}")
         if self.round is not None and self.rounds is not None:
-            raise ValueError("give either --round or --rounds, not both")
-        if self.decode_precision not in DECODE_PRECISIONS:
             raise ValueError(
-                f"decode_precision: {self.decode_precision!r} is not one of {list(DECODE_PRECISIONS)}"
+                f"round: {self.round} and rounds: {self.rounds!r}: give either round or rounds, not both"
             )
-        if self.label_cache_implementation not in CACHE_IMPLEMENTATIONS:
-            raise ValueError(
-                f"label_cache_implementation: {self.label_cache_implementation!r} is not one of "
-                f"{list(CACHE_IMPLEMENTATIONS)}"
-            )
-        if self.vote_labels not in VOTE_LABELS:
-            raise ValueError(f"vote_labels: {self.vote_labels!r} is not one of {list(VOTE_LABELS)}")
-        if not 0 < self.vote_threshold <= 1:
-            raise ValueError(f"vote_threshold: {self.vote_threshold} is not in (0, 1]")
-        if "majority_vote" in self.filters and self.num_members < 2:
-            raise ValueError(f"majority_vote needs num_members >= 2, got {self.num_members}")
-        if self.num_members < 1:
-            raise ValueError(f"num_members: {self.num_members} must be >= 1")
+        _at_least(self, ("round", "num_rounds", "round_warmup_steps", "round_decay_steps", "eval_beyond"), 0)
+        _at_least(self, ("min_round_examples",), 0)
+        _at_least(
+            self,
+            (
+                "examples_per_round",
+                "label_batch_size",
+                "eval_batch_size",
+                "eval_examples_per_difficulty",
+                "round_max_steps",
+                "difficulty_step",
+                "num_members",
+                "length_filter_tau",
+                "pack_length",
+            ),
+            1,
+        )
+        if self.rounds is not None:
+            self.round_range(0)  # refuses a malformed A:B now
         if self.resume_from is not None and not self.resume_from.strip():
             raise ValueError("resume_from: '' names no round; give user/name@round-N or a local round path")
-        if self.num_rounds < 0:
-            raise ValueError(f"num_rounds: {self.num_rounds} must be >= 0 (0 runs round 0 only)")
-        if self.round is not None and self.round < 0:
-            raise ValueError(f"round: {self.round} must be >= 0")
-        if "none" in self.filters and len(self.filters) > 1:
-            raise ValueError(f"filters: {self.filters} combines 'none' with other filters")
-        if "majority_vote" in self.filters and self.filters[0] != "majority_vote":
-            raise ValueError(f"filters: {self.filters}: majority_vote must come first (it picks the label)")
-        bad_checks = [c for c in self.verifier_checks if c not in ("move", "end")]
-        if bad_checks or not self.verifier_checks:
-            raise ValueError(
-                f"verifier_checks: {self.verifier_checks}; expected a non-empty subset of ['move', 'end']"
-            )
-        if self.length_filter_tau < 1:
-            raise ValueError(f"length_filter_tau: {self.length_filter_tau} must be >= 1 token")
-        for name in (
-            "examples_per_round",
-            "label_batch_size",
-            "eval_batch_size",
-            "eval_examples_per_difficulty",
-            "round_max_steps",
-            "difficulty_step",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
-        if self.pack_length is not None and self.pack_length < 1:
-            raise ValueError(
-                f"pack_length: {self.pack_length} must be >= 1 token, or null for padded batches"
-            )
-        if not 0 < self.newest_round_probability < 1:
-            raise ValueError(f"newest_round_probability: {self.newest_round_probability} is not in (0, 1)")
+        for name in ("vote_threshold", "accelerate_threshold"):
+            _in_unit_interval(self, name)
+        _in_unit_interval(self, "newest_round_probability", high_open=True)
+        rate = self.round_learning_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0):
+            raise ValueError(f"round_learning_rate: {rate!r} must be a number > 0, or null for round 0's")
+        if isinstance(self.filters, str) or not all(isinstance(f, str) for f in self.filters):
+            raise ValueError(f"filters: {self.filters!r} is not a list of filter names, e.g. [length]")
+        if isinstance(self.plugins, str):
+            self.plugins = [self.plugins]
+        self.plugin_options = parse_mapping(
+            self.plugin_options, "plugin_options", "{entry name: {option: value}}"
+        )
 
     @property
     def min_kept(self) -> int:
@@ -374,10 +362,9 @@ class SelfImproveArguments:
             return self.min_round_examples
         return max(1, self.examples_per_round // 100)
 
-    @property
-    def votes_needed(self) -> int:
-        """ceil(vote_threshold * num_members), computed by the filter itself."""
-        return vote_threshold(self.vote_threshold, self.num_members)
+    def options_of(self, name: str) -> dict:
+        """The `plugin_options` of one registered entry ({} when none are given)."""
+        return dict((self.plugin_options or {}).get(name) or {})
 
     def round_range(self, next_round: int) -> tuple[int, int]:
         """Rounds (first, last) this invocation runs, given the first round not yet completed."""
@@ -474,87 +461,3 @@ def check_training_arguments(args: TrainingArguments) -> None:
         raise ValueError(
             "save_strategy='steps' with save_steps=0: set save_steps: N (> 0) for in-round checkpoints"
         )
-
-
-# What defines an experiment: a store continued with another value of one of these would mix two
-# experiments in one run, so `run_round.py` refuses it unless --allow_config_change is given. Every
-# other argument may change between invocations (docs: README, "What the store guarantees").
-EXPERIMENT_KEYS = {
-    "task": (
-        "task",
-        "d0",
-        "num_d0_examples",
-        "maze_num_nodes",
-        "maze_num_hops",
-        "d0_operand_lengths",
-        "data_seed_base",
-    ),
-    "self_improve": (
-        "schedule",
-        "difficulty_step",
-        "accelerate_threshold",
-        *LABEL_SETTINGS,  # what a round's labels depend on
-        "newest_round_probability",
-        "min_round_examples",
-        "precision",
-        "completion_only_loss",
-    ),
-    "model": (
-        "model_name_or_path",
-        "model_revision",
-        "preset",
-        "model_overrides",
-        "position_encoding",
-        "attn_implementation",
-        "dtype",
-        "use_peft",
-        "lora_r",
-        "lora_alpha",
-        "lora_dropout",
-        "lora_target_modules",
-        "lora_modules_to_save",
-        "use_rslora",
-        "use_dora",
-        "tokenizer_name",
-    ),
-    "training": (
-        "seed",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "max_steps",
-        "learning_rate",
-        "warmup_steps",
-        "lr_scheduler_type",
-        "lr_scheduler_kwargs",
-        "adam_beta1",
-        "adam_beta2",
-        "adam_epsilon",
-        "weight_decay",
-        "max_grad_norm",
-    ),
-}
-
-
-# EXPERIMENT_KEYS settings added after stores were written: the value those stores ran with.
-KEYS_ADDED_LATER = {
-    "completion_only_loss": True,
-    "d0_operand_lengths": "independent",
-    **LABEL_SETTINGS_ADDED_LATER,
-}
-
-
-def config_changes(recorded: dict, current: dict) -> list[str]:
-    """`section.key: recorded -> current` for every EXPERIMENT_KEYS setting that differs. Both are
-    config snapshots (`si_hf.rounds.config_snapshot`). A key a recorded section lacks (an older
-    version of si-hf did not have it) counts as the value that version ran with (KEYS_ADDED_LATER),
-    or is not compared when there is none."""
-    current = json.loads(json.dumps(current, default=str))  # compare as they are stored
-    changes = []
-    for section, keys in EXPERIMENT_KEYS.items():
-        old, new = recorded.get(section, {}), current.get(section, {})
-        if section in recorded:
-            old = {**{k: v for k, v in KEYS_ADDED_LATER.items() if k in keys}, **old}
-        for key in keys:
-            if key in old and key in new and old[key] != new[key]:
-                changes.append(f"{section}.{key}: {old[key]!r} -> {new[key]!r}")
-    return changes

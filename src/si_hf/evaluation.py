@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from si_hf import tables
 from si_hf.checks import require_int
 from si_hf.tasks import EmptySplitError, difficulty_sort_key
 
@@ -56,11 +57,12 @@ def eval_difficulties(task, frontier, *, start=1, beyond: int = 3) -> list:
     """The levels to evaluate: from `start` to `beyond` levels past the frontier (the hardest trained).
 
     Levels the task rejects (e.g. maze_nodes below num_hops + 1) are left out. Multiplication takes
-    the full square grid (i, j), 1 <= i, j <= max(n, m) + beyond for a frontier (n, m) or n: its
-    schedule trains both (n+1)xm and mx(n+1), and the paper reports accuracy over the whole grid.
+    the full square grid (i, j), 1 <= i, j <= max(n, m) + beyond for a frontier (n, m) or n (any task
+    whose difficulties are pairs): its schedule trains both (n+1)xm and mx(n+1), and the paper reports
+    accuracy over the whole grid.
     """
     require_int(beyond, "beyond", 0)
-    if task.name == "multiplication":
+    if task.difficulty_dims == 2:
         n, m = (frontier, frontier) if isinstance(frontier, int) else task.parse_difficulty(frontier)
         top = max(n, m) + beyond
         lo = start if isinstance(start, int) else min(task.parse_difficulty(start))
@@ -214,7 +216,8 @@ def _rows(results_by_round) -> dict[str, object]:
 
 
 def format_table(results_by_round, *, metric: str = "accuracy") -> str:
-    """Rows = rounds, columns = difficulties, cells = `metric` in % ("-" where not evaluated).
+    """Rows = rounds, columns = difficulties, cells = `metric` in % ("-" where not evaluated), as a
+    markdown table (`si_hf.tables`).
 
     `results_by_round` is {round: EvalResult or its to_dict()} or a list of metric dicts carrying
     "round" (and "member": rows are then labelled round/member when there are several members).
@@ -228,10 +231,4 @@ def format_table(results_by_round, *, metric: str = "accuracy") -> str:
             )
         rows[name] = values[metric] or {}
     columns = sorted({k for r in rows.values() for k in r}, key=difficulty_sort_key)
-    width = max([len("round")] + [len(n) for n in rows])
-    cell = max([5] + [len(c) for c in columns])
-    lines = [" ".join(["round".ljust(width)] + [c.rjust(cell) for c in columns])]
-    for name, r in rows.items():
-        cells = [f"{100 * r[c]:.1f}".rjust(cell) if c in r else "-".rjust(cell) for c in columns]
-        lines.append(" ".join([name.ljust(width)] + cells))
-    return "\n".join(lines)
+    return tables.accuracy_grid(rows, columns)

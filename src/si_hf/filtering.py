@@ -1,28 +1,33 @@
-"""Unsupervised label filters: finished, length, majority vote, maze verifiers, and their composition.
+"""Unsupervised label filters, registered in `FILTERS`, and their composition `apply_filters`.
 
-Every filter is a pure function over `Prediction`s that returns `(keep, info)`: a keep mask with one
-bool per prompt and one info dict per prompt.
+A filter is a `Filter` registered with its name, help, options and validation (docs/extending.md adds
+one from a user's module). Built in:
 
-What each name keeps (`apply_filters`):
 - `none`: every label, run-on outputs included (their text up to the prompt's length bound). Only a
   label that cannot be tokenized back (maze numbers run together) is dropped, because it cannot be
   trained on; the count is recorded. This is the paper's no-filter baseline (figures 5, 8, 32).
-- `finished`: complete outputs only (EOS within the bound). `length`, `majority_vote` and
-  `verifier` imply it: a run-on output is no label for them.
+- `finished`: complete outputs only (EOS within the bound). Every filter but `none` implies it: a
+  run-on output is no label for them.
 - `length`, `majority_vote`, `verifier`: see their functions.
+
+A filter is a *stage* (`stage(inputs, keep) -> keep`: a keep mask over one label per prompt, given the
+mask of the stages before it) or a *vote* (it turns k members' predictions into one label per prompt and
+must come first). `apply_filters` runs a list of them on one difficulty level's predictions.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from si_hf.checks import is_int, require_int
+from si_hf.configs import SelfImproveArguments
 from si_hf.labeling import Prediction
+from si_hf.registry import Registry
 
-FILTERS = ("none", "finished", "length", "majority_vote", "verifier")
+FILTERS = Registry("filter", key="filters")
 CHECKS = ("move", "end")
 # Which label member m of a voting run trains on (paper section 5: its own agreeing labels).
 VOTE_LABELS = ("own", "consensus")
@@ -153,25 +158,61 @@ class FilterResult:
         return sum(self.keep)
 
 
-def _check_spec(spec) -> list[str]:
-    if isinstance(spec, str):
-        raise ValueError(
-            f"filter spec {spec!r} is a string; expected a list of filter names, e.g. [{spec!r}]"
-        )
-    spec = list(spec)
-    unknown = [s for s in spec if s not in FILTERS]
-    if unknown:
-        raise ValueError(f"unknown filter(s) {unknown}; known filters: {list(FILTERS)}")
-    if "none" in spec and len(spec) > 1:
-        raise ValueError(f"filter spec {spec}: 'none' cannot be combined with other filters")
-    if "majority_vote" in spec and spec[0] != "majority_vote":
-        raise ValueError(f"filter spec {spec}: majority_vote must come first")
-    return spec
+@dataclass(frozen=True)
+class FilterInputs:
+    """What a filter stage sees for one difficulty level: the prompts, one candidate prediction per
+    prompt (the vote's winner when there was a vote), the task, the run's settings
+    (`SelfImproveArguments`: the built-in filters' options are fields of it) and the stage's own
+    `plugin_options`."""
+
+    prompts: Sequence[str] | None
+    predictions: Sequence[Prediction]
+    task: object
+    settings: object
+    options: dict = field(default_factory=dict)
 
 
-def _vote(predictions, vote_tau: float, member: int | None):
+@dataclass(frozen=True)
+class Vote:
+    """A vote's outcome per prompt: the candidate label's prediction, kept or not, its votes, and the
+    members whose own label it is."""
+
+    predictions: list[Prediction]
+    keep: list[bool]
+    votes: list[int]
+    agreeing: list[list[int]]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A registered filter: a `stage` (FilterInputs, keep mask) -> keep mask, or a `vote` (k members'
+    predictions, settings, member) -> Vote that comes first. `keeps_run_ons`: the `none` filter, which
+    alone keeps run-on outputs and combines with no other."""
+
+    stage: Callable[[FilterInputs, list[bool]], list[bool]] | None = None
+    vote: Callable[..., Vote] | None = None
+    keeps_run_ons: bool = False
+
+
+def _finished_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
+    return keep  # the stage every filter but none starts with: nothing left to drop
+
+
+def _length_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
+    s = inputs.settings
+    return length_filter(inputs.predictions, s.length_filter_tau, s.label_batch_size, keep=keep)[0]
+
+
+def _verifier_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
+    if inputs.task is None or inputs.prompts is None:
+        raise ValueError("the verifier filter needs task= and prompts=")
+    ok, _ = verifier_filter(inputs.task, inputs.prompts, inputs.predictions, inputs.settings.verifier_checks)
+    return [a and b for a, b in zip(keep, ok)]
+
+
+def _vote(predictions, settings, member: int | None) -> Vote:
     """Majority vote as the first stage: one candidate Prediction per prompt (the winner's)."""
-    keep, info = majority_vote(predictions, vote_tau)
+    keep, info = majority_vote(predictions, settings.vote_threshold)
     if member is not None:
         if not 0 <= member < len(predictions):
             raise ValueError(f"member={member}: expected 0..{len(predictions) - 1}")
@@ -181,7 +222,97 @@ def _vote(predictions, vote_tau: float, member: int | None):
         predictions[d["member"]][i] if d["member"] is not None else predictions[0][i]
         for i, d in enumerate(info)
     ]
-    return preds, keep, [d["votes"] for d in info], [list(d["agreeing"]) for d in info]
+    return Vote(preds, keep, [d["votes"] for d in info], [list(d["agreeing"]) for d in info])
+
+
+def _check_vote(settings, task) -> None:
+    if settings.num_members < 2:
+        raise ValueError(f"num_members: {settings.num_members}: majority_vote needs num_members >= 2")
+    vote_threshold(settings.vote_threshold, settings.num_members)
+    if settings.vote_labels not in VOTE_LABELS:
+        raise ValueError(f"vote_labels: {settings.vote_labels!r} is not one of {list(VOTE_LABELS)}")
+
+
+def _check_verifier(settings, task) -> None:
+    if not callable(getattr(task, "validity", None)):
+        raise ValueError(f"filters: 'verifier' needs a maze task (move/end validity), got task {task.name!r}")
+    checks = settings.verifier_checks
+    if isinstance(checks, str) or not checks or any(c not in CHECKS for c in checks):
+        raise ValueError(f"verifier_checks: {checks!r}; expected a non-empty subset of {list(CHECKS)}")
+
+
+def _check_length(settings, task) -> None:
+    require_int(settings.length_filter_tau, "length_filter_tau", 1, unit="tokens")
+
+
+FILTERS.register(
+    "none",
+    Filter(keeps_run_ons=True),
+    help="keep every label that tokenizes, run-on outputs included (the no-filter baseline)",
+)
+FILTERS.register(
+    "finished", Filter(stage=_finished_stage), help="drop run-on outputs (no EOS within the bound)"
+)
+FILTERS.register(
+    "length",
+    Filter(stage=_length_stage),
+    help="drop labels at least length_filter_tau tokens shorter than the longest of their batch (section 5)",
+    options=("length_filter_tau",),
+    validate=_check_length,
+)
+FILTERS.register(
+    "majority_vote",
+    Filter(vote=_vote),
+    help="keep a label that at least ceil(vote_threshold * num_members) members give (section 5); comes first",
+    options=("vote_threshold", "vote_labels"),
+    validate=_check_vote,
+)
+FILTERS.register(
+    "verifier",
+    Filter(stage=_verifier_stage),
+    help="maze move / end validity (section 6.3)",
+    options=("verifier_checks",),
+    validate=_check_verifier,
+)
+
+
+def check_spec(spec) -> list[str]:
+    """The filter names of `spec`, checked: registered, none alone, a vote first, no repeats."""
+    if isinstance(spec, str):
+        raise ValueError(f"filters: {spec!r} is a string; expected a list of filter names, e.g. [{spec!r}]")
+    spec = list(spec)
+    if not spec:
+        raise ValueError("filters: [] names no filter; use [none] for the no-filter baseline")
+    filters = [FILTERS.get(name).obj for name in spec]
+    repeated = sorted({n for n in spec if spec.count(n) > 1})
+    if repeated:
+        raise ValueError(f"filters: {spec}: {repeated} appear more than once")
+    if any(f.keeps_run_ons for f in filters) and len(spec) > 1:
+        raise ValueError(f"filters: {spec}: 'none' cannot be combined with other filters")
+    votes = [n for n, f in zip(spec, filters) if f.vote is not None]
+    if votes and (spec[0] != votes[0] or len(votes) > 1):
+        raise ValueError(
+            f"filters: {spec}: {votes[0]} must come first (it picks the label), and only one vote"
+        )
+    return spec
+
+
+def check_filters(settings, task) -> list[str]:
+    """`settings.filters` checked as a list, then each filter's own validation of its options; an option
+    of a filter the run does not use may not be set."""
+    spec = check_spec(settings.filters)
+    FILTERS.refuse_unused_options(settings, spec)
+    for name in spec:
+        entry = FILTERS.get(name)
+        if entry.validate is not None:
+            entry.validate(settings, task)
+    return spec
+
+
+def voting(spec) -> bool:
+    """The first filter is a vote: every member labels every prompt."""
+    spec = list(spec)
+    return bool(spec) and FILTERS.get(spec[0]).obj.vote is not None
 
 
 def _keep_all(predictions) -> FilterResult:
@@ -204,34 +335,34 @@ def apply_filters(
     *,
     prompts: Sequence[str] | None = None,
     task=None,
-    batch_size: int = 256,
-    length_tau: int = 2,
-    vote_tau: float = 0.8,
-    checks: Sequence[str] = CHECKS,
+    settings=None,
     member: int | None = None,
 ) -> FilterResult:
     """Run the filters named in `spec` in order, each on the survivors of the previous ones.
 
-    `predictions` is one model's list, or k members' lists (required by "majority_vote", which must
-    then come first: it turns k predictions per prompt into one label). `[]` / `["none"]` keep every
-    label that tokenizes back, run-on ones included; any other filter first drops incomplete
-    predictions (the implied `finished` stage). With `member` set, majority vote keeps only the
-    prompts where that member's own label is the winning string, the paper's rule (section 5): "we
-    retain only those data points (x_i, M^(s)(x_i)) where the output M^(s)(x_i) matches at least
-    ceil(tau*k) of the k outputs". Without it every member gets the winning label (the `consensus`
-    ablation).
+    `predictions` is one model's list, or k members' lists (required by a vote, which must then come
+    first: it turns k predictions per prompt into one label). `["none"]` keeps every label that
+    tokenizes back, run-on ones included; any other filter first drops incomplete predictions (the
+    implied `finished` stage). `settings` holds the filters' options (a `SelfImproveArguments`; its
+    defaults when None). With `member` set, majority vote keeps only the prompts where that member's
+    own label is the winning string, the paper's rule (section 5): "we retain only those data points
+    (x_i, M^(s)(x_i)) where the output M^(s)(x_i) matches at least ceil(tau*k) of the k outputs".
+    Without it every member gets the winning label (the `consensus` ablation).
     """
-    spec = _check_spec(spec)
+    spec = check_spec(spec)
+    settings = SelfImproveArguments() if settings is None else settings
     members = bool(predictions) and not isinstance(predictions[0], Prediction)
-    if "majority_vote" in spec:
+    first = FILTERS.get(spec[0]).obj
+    if first.vote is not None:
         if not members:
-            raise ValueError("majority_vote needs k members' predictions (a list of lists), got one list")
-        preds, keep, votes, agreeing = _vote(predictions, vote_tau, member)
-        counts = {"total": len(preds), "majority_vote": sum(keep)}
-        spec = spec[1:]
+            raise ValueError(f"{spec[0]} needs k members' predictions (a list of lists), got one list")
+        vote = first.vote(predictions, settings, member)
+        preds, keep, votes, agreeing = vote.predictions, vote.keep, vote.votes, vote.agreeing
+        counts = {"total": len(preds), spec[0]: sum(keep)}
+        stages = spec[1:]
     elif members:
-        raise ValueError(f"filter spec {spec} has no majority_vote: expected one list of predictions")
-    elif spec in ([], ["none"]):
+        raise ValueError(f"filters {spec} have no vote: expected one list of predictions")
+    elif first.keeps_run_ons:
         return _keep_all(predictions)
     else:
         preds = list(predictions)
@@ -239,15 +370,12 @@ def apply_filters(
         votes = [int(k) for k in keep]
         agreeing = [[] for _ in preds]
         counts = {"total": len(preds), "finished": sum(keep)}
-    for name in spec:
-        if name == "length":
-            keep, _ = length_filter(preds, length_tau, batch_size, keep=keep)
-        elif name == "verifier":
-            if task is None or prompts is None:
-                raise ValueError("the verifier filter needs task= and prompts=")
-            ok, _ = verifier_filter(task, prompts, preds, checks)
-            keep = [a and b for a, b in zip(keep, ok)]
-        # "finished" is the stage every filter but none starts with: nothing left to drop
+        stages = spec
+    for name in stages:
+        inputs = FilterInputs(prompts, preds, task, settings, settings.options_of(name))
+        keep = list(FILTERS.get(name).obj.stage(inputs, keep))
+        if len(keep) != len(preds):
+            raise ValueError(f"filter {name!r} returned {len(keep)} decisions for {len(preds)} predictions")
         counts[name] = sum(keep)
     labels = [p.text if p.complete else None for p in preds]
     return FilterResult(

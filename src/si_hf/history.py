@@ -8,13 +8,14 @@ already read (rounds are immutable once published).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
+from si_hf import atomic
+from si_hf.experiment import config_changes
+from si_hf.layout import member_dirname
+from si_hf.modeling import load_checkpoint
 from si_hf.store import ResumeSource, Store, resolve_resume
-from si_hf.store.layout import member_dirname
 
 logger = logging.getLogger("si_hf")
 
@@ -71,10 +72,8 @@ class RoundHistory:
         """The checkpoint of round r on `device`: the same device and dtype as a model that stayed in
         memory, so labels do not depend on resuming. A NoPE round comes back as the SILlamaForCausalLM
         it was trained as (it is published as SmolLM3)."""
-        from si_hf.modeling import load_checkpoint
-
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        return load_checkpoint(self.model_path(r, member), **kwargs).to(device)
+        return load_checkpoint(self.model_path(r, member), device=device, **kwargs)
 
     def dataset(self, r: int, member: int = 0):
         """The kept labels of round r >= 1 (read once, then kept: rounds are immutable)."""
@@ -108,10 +107,8 @@ class RoundHistory:
                 )
 
     def check_config(self, snapshot: dict, *, allow_change: bool = False) -> None:
-        """Refuse to continue this store with another experiment: every EXPERIMENT_KEYS setting must
+        """Refuse to continue this store with another experiment: every `si_hf.experiment` setting must
         equal the one its latest round ran with, unless `allow_change` (then the changes are logged)."""
-        from si_hf.configs import config_changes
-
         done = self.store.completed_rounds(member=0)
         if not done:
             return
@@ -146,9 +143,7 @@ class RoundHistory:
 
     def write_metrics(self, path: Path) -> None:
         """`metrics.json`: every completed round, rebuilt from the store (the store is the truth)."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.all_metrics(), indent=2))
-        os.replace(tmp, path)  # `si-hf report` never reads half of it, even after a kill
+        atomic.write_json(path, self.all_metrics())  # `si-hf report` never reads half of it
 
     def all_metrics(self) -> list[dict]:
         """Every round this store completed, member by member."""

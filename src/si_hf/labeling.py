@@ -10,7 +10,6 @@ them, so a run-on output is never a correct answer (`Prediction.complete`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,6 +19,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import Cache, DynamicLayer
 
 from si_hf.checks import is_int, require_int
+from si_hf.precision import decode_autocast
 from si_hf.tokenization import encode_prompt
 
 
@@ -147,7 +147,6 @@ def _cache_kwargs(cache_implementation: str, capacity: int) -> dict:
 
 
 CACHE_IMPLEMENTATIONS = ("dynamic", "static", "concat")
-DECODE_DTYPES = ("fp32", "bf16")
 
 
 def _prediction(tokenizer, new: list[int], bound: int, eos_id: int) -> Prediction:
@@ -183,8 +182,6 @@ def label(
         raise ValueError(
             f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
         )
-    if decode_dtype not in DECODE_DTYPES:
-        raise ValueError(f"decode_dtype={decode_dtype!r}: expected one of {DECODE_DTYPES}")
     require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
         raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")
@@ -200,8 +197,7 @@ def label(
     model.eval()
     results: list[Prediction | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress)
-    # built only when on: torch.autocast refuses some device types (meta) even when disabled
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if decode_dtype == "bf16" else nullcontext()
+    autocast = decode_autocast(device, decode_dtype)
     try:
         with torch.inference_mode(), autocast:
             for start in range(0, len(order), batch_size):

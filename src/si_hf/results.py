@@ -13,10 +13,11 @@ import json
 import math
 from pathlib import Path
 
+from si_hf import tables
 from si_hf.checks import is_int
-from si_hf.tasks import difficulty_sort_key
-
-MARKER = "si_hf_round.json"  # the store's round marker (si_hf.store.layout.MARKER)
+from si_hf.configs import TaskArguments
+from si_hf.layout import RunPaths
+from si_hf.tasks import difficulty_sort_key, task_from_args
 
 
 @dataclasses.dataclass
@@ -32,10 +33,6 @@ class Record:
         """A label count or data accuracy: the round loop puts them in both files, a round published
         by hand may have them only in its info."""
         return self.metrics.get(key, self.info.get(key))
-
-
-def _round_path(root: Path, r: int, m: int) -> Path:
-    return root / "rounds" / f"round-{r:03d}" / f"member-{m}"
 
 
 def _check_entry(entry, where: str) -> tuple[int, int]:
@@ -56,16 +53,17 @@ def _check_entry(entry, where: str) -> tuple[int, int]:
 
 def supervised_keys(info: dict) -> list[str]:
     """The difficulty keys of D_0, from the config a round recorded (section 3: the supervised range);
-    [] when the round recorded no config (rounds published by hand, as in the store tests)."""
-    from si_hf.configs import TaskArguments
-    from si_hf.tasks import get_task
-
+    [] when the round recorded no config (rounds published by hand, as in the store tests) or a task
+    that is not registered here (a plugin's)."""
     cfg = (info.get("config") or {}).get("task")
     if not isinstance(cfg, dict) or "task" not in cfg:
         return []
     names = {f.name for f in dataclasses.fields(TaskArguments)}
     args = TaskArguments(**{k: v for k, v in cfg.items() if k in names})
-    task = get_task(args.task, **args.task_kwargs())
+    try:
+        task = task_from_args(args)
+    except ValueError:
+        return []
     return [task.difficulty_key(d) for d in task.d0_difficulties(task.parse_difficulty(args.d0))]
 
 
@@ -93,11 +91,11 @@ class RunResults:
     @classmethod
     def from_output_dir(cls, output_dir: str | Path) -> RunResults:
         """`<output_dir>/metrics.json` (every round the store completed) and each round's marker."""
-        root = Path(output_dir)
+        root, paths = Path(output_dir), RunPaths(output_dir)
         expected = "the --output_dir of an si-hf run (it holds metrics.json and rounds/)"
         if not root.is_dir():
             raise ValueError(f"{str(root)!r} is not a directory; expected {expected}")
-        path = root / "metrics.json"
+        path = paths.metrics
         if not path.is_file():
             raise ValueError(f"{str(root)!r} has no metrics.json; expected {expected}")
         try:
@@ -109,7 +107,7 @@ class RunResults:
         records = []
         for i, entry in enumerate(entries):
             r, m = _check_entry(entry, f"{path} entry {i}")
-            marker = _round_path(root, r, m) / MARKER
+            marker = paths.round(r, m).marker
             info = json.loads(marker.read_text()).get("info", {}) if marker.is_file() else {}
             records.append(Record(r, m, entry, info))
         return cls(records, source=str(root))
@@ -220,12 +218,8 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values)
 
 
-def markdown_table(accuracy: dict[int, dict[str, float]], keys: list[str], supervised=()) -> str:
-    """Rows = rounds, columns = difficulties, cells = exact match in % ("-" where not evaluated);
-    supervised columns carry a `*`."""
-    head = ["round"] + [f"{k}*" if k in supervised else str(k) for k in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r, acc in sorted(accuracy.items()):
-        cells = [f"{100 * acc[k]:.1f}" if k in acc else "-" for k in keys]
-        lines.append("| " + " | ".join([str(r)] + cells) + " |")
-    return "\n".join(lines)
+def accuracy_markdown(results: RunResults, member: int | None = None) -> str:
+    """Rows = rounds, columns = difficulties, cells = exact match in % ("-" where not evaluated) of one
+    member or the members' mean; supervised columns carry a `*`."""
+    rows = {str(r): acc for r, acc in sorted(results.accuracy(member).items())}
+    return tables.accuracy_grid(rows, results.keys(), supervised=results.supervised)

@@ -6,9 +6,9 @@ the rows a round publishes can be tested without a model or a store.
 
 from __future__ import annotations
 
-from si_hf.filtering import FilterResult, apply_filters
+from si_hf.filtering import FilterResult, apply_filters, voting
+from si_hf.layout import member_dirname, revision
 from si_hf.schema import ROUND_FEATURES
-from si_hf.store.layout import member_dirname, revision
 
 # What a staged round's labels depend on besides the round itself: changing one relabels.
 LABEL_SETTINGS = (
@@ -21,9 +21,10 @@ LABEL_SETTINGS = (
     "verifier_checks",
     "label_batch_size",
     "decode_precision",
+    "plugin_options",  # the options of user-registered filters (docs/extending.md)
 )
 # Label settings added after stores were written, with the value those stores' labels were made with.
-LABEL_SETTINGS_ADDED_LATER = {"decode_precision": "fp32"}
+LABEL_SETTINGS_ADDED_LATER = {"decode_precision": "fp32", "plugin_options": None}
 
 
 def same_label_settings(recorded: dict | None, current: dict) -> bool:
@@ -69,17 +70,14 @@ def filter_by_level(
     mixed 7x1 with 1x7 answers would drop every short (correct) one, so levels never share a batch;
     the level comes from the prompt, not from an answer. `member` is the voter whose own agreeing
     labels are kept (`vote_labels: own`), None for the consensus label or without voting."""
-    voting = "majority_vote" in si.filters
+    vote = voting(si.filters)
     return [
         apply_filters(
             si.filters,
-            [p[lo:hi] for p in predictions] if voting else predictions[0][lo:hi],
+            [p[lo:hi] for p in predictions] if vote else predictions[0][lo:hi],
             task=task,
             prompts=prompts[lo:hi],
-            length_tau=si.length_filter_tau,
-            vote_tau=si.vote_threshold,
-            batch_size=si.label_batch_size,
-            checks=si.verifier_checks,
+            settings=si,
             member=member,
         )
         for lo, hi in level_spans(difficulties)

@@ -32,18 +32,18 @@ from datasets import Dataset
 
 import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
 from si_hf.collator import PromptCompletionCollator
-from si_hf.configs import (
-    ModelArguments,
-    SelfImproveArguments,
-    SITrainingArguments,
-    TaskArguments,
-    check_training_arguments,
-)
+from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.distributed import whole_models
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table
+from si_hf.experiment import config_snapshot
+from si_hf.filtering import voting
 from si_hf.history import RoundHistory, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
+from si_hf.layout import RunPaths
 from si_hf.modeling import add_lora, build_model, merge_lora
+from si_hf.precision import decode_dtype, precision_overrides
+from si_hf.publishing.pages import RunPages
+from si_hf.registry import load_plugins
 from si_hf.round_data import (
     filter_by_level,
     generated_by,
@@ -53,20 +53,13 @@ from si_hf.round_data import (
     same_label_settings,
     sample_round_prompts,
 )
-from si_hf.schedules import check_compatible, check_planned_rounds, eval_levels, round_difficulties
+from si_hf.schedules import check_planned_rounds, eval_levels, round_difficulties
 from si_hf.schema import ROUND_FEATURES
 from si_hf.store import open_store
-from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
 from si_hf.tracking import RunTracking
-from si_hf.training import (
-    decode_dtype,
-    precision_overrides,
-    round_mix,
-    round_seed,
-    round_training_args,
-    train_round,
-)
+from si_hf.training import round_mix, round_seed, round_training_args, train_round
+from si_hf.validation import describe_registered, validate
 
 logger = logging.getLogger("si_hf")
 
@@ -81,11 +74,9 @@ class Labels:
 
 class SelfImprovementRun:
     def __init__(self, task_args, si, model_args, train_args):
-        check_training_arguments(train_args)
+        self.task = validate(task_args, si, model_args, train_args)  # every argument, before any work
         self.task_args, self.si, self.model_args = task_args, si, model_args
-        self.task = get_task(task_args.task, **task_args.task_kwargs())
         self.d0 = self.task.parse_difficulty(task_args.d0)
-        check_compatible(self.task, si)
         self.tokenizer = get_tokenizer(model_args.tokenizer_name or self.task.tokenizer_name)
         if not torch.cuda.is_available() and not train_args.use_cpu:
             # Trainer only sets up multi-process CPU runs (torchrun / accelerate launch) with use_cpu.
@@ -95,6 +86,7 @@ class SelfImprovementRun:
         self.state = PartialState()
         setup_logging(train_args, self.state)
         self.output_dir = Path(train_args.output_dir)
+        self.paths = RunPaths(self.output_dir)
         self.tracking = RunTracking(train_args, si, self.output_dir, self.state.is_main_process)
         self.store = open_store(
             str(self.output_dir),
@@ -103,6 +95,7 @@ class SelfImprovementRun:
             overwrite_hub_revision=si.overwrite_hub_revision,
             hub_private=bool(train_args.hub_private_repo),
             num_members=si.num_members,
+            pages=RunPages(),
         )
         self.history: RoundHistory | None = None  # read from the store once the run holds it
         self.collator = PromptCompletionCollator(
@@ -131,7 +124,7 @@ class SelfImprovementRun:
             self.store.local.recover()
         self.state.wait_for_everyone()
         self.store.verify()
-        cache = str(self.output_dir / "resume")
+        cache = str(self.paths.resume_cache)
         if self.si.resume_from:
             sources = resume_sources(self.si.resume_from, self.si.num_members, cache)
         else:  # a run that started from someone else's round keeps starting from it
@@ -148,9 +141,7 @@ class SelfImprovementRun:
                 f"completed rounds: {self.store.completed_rounds()}"
             )
         if self.state.is_main_process:
-            self.history.write_metrics(
-                self.output_dir / "metrics.json"
-            )  # rebuilt from the store: never stale
+            self.history.write_metrics(self.paths.metrics)  # rebuilt from the store: never stale
         self.store.sync()
         if self.state.is_main_process:  # refuse now, not after training, a round the Hub already holds
             self.store.check_hub_writable(
@@ -212,8 +203,7 @@ class SelfImprovementRun:
 
     def label(self, r: int, m: int, prompts: list[str]) -> tuple[list[list], list[int], float]:
         """Predictions of every labelling model (all members when voting, else member m alone)."""
-        voting = "majority_vote" in self.si.filters
-        labelers = list(range(self.si.num_members)) if voting else [m]
+        labelers = list(range(self.si.num_members)) if voting(self.si.filters) else [m]
         models = [self.model(r - 1, j) for j in labelers]
         t0 = time.perf_counter()
         kwargs = {"batch_size": self.si.label_batch_size, "progress": not self.train_args.disable_tqdm}
@@ -226,10 +216,10 @@ class SelfImprovementRun:
         return predictions, labelers, time.perf_counter() - t0
 
     def filter(self, r, m, prompts, difficulties, predictions, labelers, seconds) -> Labels:
-        voting = "majority_vote" in self.si.filters
-        own = labelers.index(m) if voting and self.si.vote_labels == "own" else None
+        vote = voting(self.si.filters)
+        own = labelers.index(m) if vote and self.si.vote_labels == "own" else None
         results = filter_by_level(self.si, self.task, prompts, difficulties, predictions, member=own)
-        who = generated_by(r - 1, m, labelers, voting)
+        who = generated_by(r - 1, m, labelers, vote)
         rows = round_rows(
             self.task,
             r,
@@ -308,7 +298,7 @@ class SelfImprovementRun:
             )
             self.tracking.log_round(m, metrics)
             self.store.local.clear_work(r, m)
-            self.history.write_metrics(self.output_dir / "metrics.json")
+            self.history.write_metrics(self.paths.metrics)
             kept = (
                 f"kept {info['n_kept']}/{info['n_generated']} labels, data accuracy {info['data_accuracy']}"
                 if r > 0
@@ -350,20 +340,6 @@ def round_info(run: SelfImprovementRun, r: int, m: int, label_info: dict, traine
     }
 
 
-def config_snapshot(task_args, si, model_args, train_args) -> dict:
-    """Every argument of the run (tokens left out)."""
-
-    def clean(obj):
-        return {k: v for k, v in dataclasses.asdict(obj).items() if "token" not in k}
-
-    return {
-        "task": clean(task_args),
-        "self_improve": clean(si),
-        "model": clean(model_args),
-        "training": {k: v for k, v in train_args.to_dict().items() if "token" not in k},
-    }
-
-
 def setup_logging(train_args, state: PartialState) -> None:
     """si-hf logs INFO on the main process and WARNING on the others; `datasets` and `transformers`
     follow `log_level` / `log_level_replica` (as the HF recipe repos do)."""
@@ -380,11 +356,38 @@ def run(task_args, si, model_args, train_args) -> SelfImprovementRun:
     return runner
 
 
+def _plugins_named(argv) -> list[str]:
+    """The `plugins` a command line names, on it or in its --config YAML: they are imported before the
+    parser is built, so --help and the validation know what they register."""
+    import sys
+
+    import yaml
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    found = []
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        try:
+            with open(argv[argv.index("--config") + 1]) as f:
+                config = yaml.safe_load(f)
+        except (OSError, ValueError):
+            config = None  # TrlParser reports the config file itself
+        if isinstance(config, dict) and isinstance(config.get("plugins"), list | str):
+            found += [config["plugins"]] if isinstance(config["plugins"], str) else config["plugins"]
+    if "--plugins" in argv:
+        found += [a for a in argv[argv.index("--plugins") + 1 :] if not a.startswith("--")]
+    return found
+
+
 def parse_args(argv=None):
+    """The run's four argument classes from a YAML recipe and CLI overrides, validated (`si_hf.validation`)."""
     from trl import TrlParser
 
+    load_plugins(_plugins_named(argv))
     parser = TrlParser((TaskArguments, SelfImproveArguments, ModelArguments, SITrainingArguments))
-    return parser.parse_args_and_config(argv)
+    describe_registered(parser)
+    args = parser.parse_args_and_config(argv)
+    validate(*args)
+    return args
 
 
 def main(argv=None) -> SelfImprovementRun:

@@ -19,12 +19,10 @@ import math
 import sys
 from pathlib import Path
 
+from si_hf import atomic, tables
 from si_hf.results import RunResults
+from si_hf.tables import pct
 from si_hf.tasks import difficulty_sort_key
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def past_supervised(results: RunResults, accuracy: dict[str, float], threshold: float) -> dict:
@@ -46,16 +44,16 @@ def past_supervised(results: RunResults, accuracy: dict[str, float], threshold: 
     return {"solved": solved, "stretch": stretch}
 
 
-def _stats_rows(rows: list[dict[str, float]], keys: list[str]) -> list[str]:
-    lines = []
+def _stats_rows(rows: list[dict[str, float]], keys: list[str]) -> list[list[str]]:
+    out = []
     for name, fn in (("mean", lambda v: math.fsum(v) / len(v)), ("min", min), ("max", max)):
         cells = []
         for k in keys:
             values = [row[k] for row in rows if k in row]
             # a statistic over the runs is only shown where every run evaluated the level
-            cells.append(_pct(fn(values)) if len(values) == len(rows) else "-")
-        lines.append("| " + " | ".join([f"**{name}**", ""] + cells) + " |")
-    return lines
+            cells.append(pct(fn(values)) if len(values) == len(rows) else "-")
+        out.append([f"**{name}**", ""] + cells)
+    return out
 
 
 def accuracy_table(runs: dict[str, RunResults], which: str) -> str:
@@ -67,40 +65,35 @@ def accuracy_table(runs: dict[str, RunResults], which: str) -> str:
     keys = sorted({k for _, acc in picked.values() for k in acc}, key=difficulty_sort_key)
     supervised = set().union(*(set(res.supervised) for res in runs.values()))
     head = ["run", "round"] + [f"{k}*" if k in supervised else str(k) for k in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, (r, acc) in picked.items():
-        lines.append("| " + " | ".join([name, str(r)] + [_pct(acc.get(k)) for k in keys]) + " |")
+    rows = [[name, str(r)] + [pct(acc.get(k)) for k in keys] for name, (r, acc) in picked.items()]
     if len(runs) > 1:
-        lines += _stats_rows([acc for _, acc in picked.values()], keys)
-    return "\n".join(lines)
+        rows += _stats_rows([acc for _, acc in picked.values()], keys)
+    return tables.markdown(head, rows)
 
 
-def frontier_lines(runs: dict[str, RunResults], threshold: float) -> list[str]:
-    head = (
-        f"| run | levels past D_0 at >= {100 * threshold:g}% (last round) | unbroken from D_0 + 1 "
-        "| round 0 at those levels |"
-    )
-    lines = [head, "|---|---|---|---|"]
+def frontier_table(runs: dict[str, RunResults], threshold: float) -> str:
+    head = [
+        "run",
+        f"levels past D_0 at >= {100 * threshold:g}% (last round)",
+        "unbroken from D_0 + 1",
+        "round 0 at those levels",
+    ]
+    rows = []
     for name, res in runs.items():
         last, first = res.accuracy()[res.rounds[-1]], res.accuracy().get(0, {})
         found = past_supervised(res, last, threshold)
-        before = ", ".join(f"{k}: {_pct(first.get(k))}" for k in found["stretch"]) or "-"
-        lines.append(
-            f"| {name} | {', '.join(found['solved']) or 'none'} | "
-            f"{len(found['stretch'])} ({', '.join(found['stretch']) or '-'}) | {before} |"
-        )
-    return lines
+        before = ", ".join(f"{k}: {pct(first.get(k))}" for k in found["stretch"]) or "-"
+        stretch = f"{len(found['stretch'])} ({', '.join(found['stretch']) or '-'})"
+        rows.append([name, ", ".join(found["solved"]) or "none", stretch, before])
+    return tables.markdown(head, rows)
 
 
-def data_accuracy_lines(runs: dict[str, RunResults]) -> list[str]:
+def data_accuracy_table(runs: dict[str, RunResults]) -> str | None:
     rounds = sorted({r for res in runs.values() for r in res.data_accuracy()})
     if not rounds:
-        return []
-    lines = ["| run | " + " | ".join(f"round {r}" for r in rounds) + " |", "|" + "---|" * (len(rounds) + 1)]
-    for name, res in runs.items():
-        acc = res.data_accuracy()
-        lines.append("| " + " | ".join([name] + [_pct(acc.get(r)) for r in rounds]) + " |")
-    return lines
+        return None
+    rows = [[name] + [pct(res.data_accuracy().get(r)) for r in rounds] for name, res in runs.items()]
+    return tables.markdown(["run"] + [f"round {r}" for r in rounds], rows)
 
 
 def summary_markdown(runs: dict[str, RunResults], threshold: float = 0.95) -> str:
@@ -110,14 +103,11 @@ def summary_markdown(runs: dict[str, RunResults], threshold: float = 0.95) -> st
         "Exact match (%) after the last round:",
         accuracy_table(runs, "last"),
         "Past the supervised range after the last round:",
-        "\n".join(frontier_lines(runs, threshold)),
+        frontier_table(runs, threshold),
     ]
-    data = data_accuracy_lines(runs)
+    data = data_accuracy_table(runs)
     if data:
-        parts += [
-            "Data accuracy (%) of the kept labels (the oracle's verdict, never used to filter):",
-            "\n".join(data),
-        ]
+        parts += ["Data accuracy (%) of the kept labels (the oracle's verdict, never used to filter):", data]
     return "\n\n".join(parts) + "\n"
 
 
@@ -152,7 +142,7 @@ def main(argv=None) -> int:
     text = summary_markdown(runs, args.threshold)
     print(text, end="")
     if args.output:
-        Path(args.output).write_text(text)
+        atomic.write_text(args.output, text)
     return 0
 
 

@@ -19,11 +19,11 @@ special token.
 """
 
 import os
-import shutil
-import tempfile
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from si_hf import atomic
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)
@@ -77,16 +77,11 @@ def save_tokenizers(output_dir: str | os.PathLike) -> list[str]:
     Each folder is written to a temporary sibling and swapped in, so no stale file from an older
     layout survives and the result is byte-identical on every run.
     """
-    os.makedirs(output_dir, exist_ok=True)
     paths = []
     for name in TOKENIZER_NAMES:
         target = os.path.join(output_dir, name)
-        with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
-            staged = os.path.join(tmp, name)
-            get_tokenizer(name).save_pretrained(staged)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            os.replace(staged, target)
+        with atomic.staged_dir(target) as tmp:
+            get_tokenizer(name).save_pretrained(tmp)
         paths.append(target)
     return paths
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback, get_reporting_integration_callbacks
 
+from si_hf.layout import RunPaths, member_dirname
+
 # How to get each integration's package (the others: see the transformers docs for `report_to`).
 INSTALL = {
     "tensorboard": "pip install -e '.[dev]' (or pip install tensorboard)",
@@ -160,7 +162,9 @@ class RunTracking:
         self.max_steps, self.round_max_steps = train_args.max_steps, si.round_max_steps
         self.num_members = si.num_members
         self.output_dir = Path(output_dir).resolve()
-        self.log_root = Path(os.environ.get("TENSORBOARD_LOGGING_DIR") or self.output_dir / "runs")
+        self.log_root = Path(
+            os.environ.get("TENSORBOARD_LOGGING_DIR") or RunPaths(self.output_dir).tracker_logs
+        )
         self.wandb_id = os.environ.get("WANDB_RUN_ID")  # the user's, if any: read before it is set below
         self._trackers: dict[int, RoundTracker] = {}
 
@@ -171,7 +175,7 @@ class RunTracking:
         if "wandb" in self.report_to:
             self._select_wandb_run(member)
         offset = steps_before(history, r, member, self.max_steps, self.round_max_steps)
-        tracker = RoundTracker(self.report_to, self.log_root / f"member-{member}", offset, r)
+        tracker = RoundTracker(self.report_to, self.log_root / member_dirname(member), offset, r)
         self._trackers[member] = tracker
         return [tracker]
 
@@ -186,7 +190,7 @@ class RunTracking:
 
         run_id = self.wandb_id or hashlib.sha256(str(self.output_dir).encode()).hexdigest()[:16]
         if self.num_members > 1:
-            run_id = f"{run_id}-member-{member}"
+            run_id = f"{run_id}-{member_dirname(member)}"
         if wandb.run is not None and wandb.run.id != run_id:
             wandb.finish()
         os.environ["WANDB_RUN_ID"] = run_id

@@ -11,68 +11,18 @@ import dataclasses
 import logging
 import time
 
-import torch
 from transformers import Trainer
 
 from si_hf.checkpoints import checkpoint_step, resume_checkpoint, training_settings
 from si_hf.data import D0Pool, mix_rounds
 from si_hf.distributed import trained_model, untrained_twin
-from si_hf.labeling import DECODE_DTYPES
+from si_hf.layout import member_dirname
 
 logger = logging.getLogger("si_hf")
 
 
 def round_seed(seed: int, r: int, member: int) -> int:
     return seed + 1000 * member + r
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags); without it
-    bf16 autocast is emulated and slower than fp32."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def native_bf16() -> bool:
-    """bf16 is computed in hardware here: a GPU that has bf16 or, without a GPU, a CPU with native bf16."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
-
-
-def precision_overrides(precision: str) -> dict:
-    """TrainingArguments for `precision`: auto = bf16 + tf32 on a GPU, fp32 on the CPU; native = bf16
-    where the hardware computes it (`native_bf16`), else fp32."""
-    mode = precision
-    if mode == "auto":
-        mode = "bf16" if torch.cuda.is_available() else "fp32"
-    elif mode == "native":
-        mode = "bf16" if native_bf16() else "fp32"
-    if mode == "bf16" and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return {"bf16": mode == "bf16", "fp16": False}
-
-
-def decode_dtype(decode_precision: str) -> str:
-    """The dtype greedy decoding runs in (`si_hf.labeling.label`) for `decode_precision`: native is
-    bf16 where the hardware computes it (`native_bf16`), else fp32."""
-    if decode_precision == "native":
-        return "bf16" if native_bf16() else "fp32"
-    if decode_precision not in DECODE_DTYPES:
-        raise ValueError(
-            f"decode_precision={decode_precision!r}: expected 'native' or one of {DECODE_DTYPES}"
-        )
-    return decode_precision
 
 
 def round_training_args(args, si, r: int, member: int, output_dir: str, precision: dict):
@@ -87,7 +37,7 @@ def round_training_args(args, si, r: int, member: int, output_dir: str, precisio
         "save_strategy": "steps" if args.save_steps else "no",
         "save_total_limit": args.save_total_limit or 1,  # a rerun needs only the latest
         "report_to": [],
-        "run_name": f"{name}/member-{member}" if si.num_members > 1 else name,
+        "run_name": f"{name}/{member_dirname(member)}" if si.num_members > 1 else name,
         # Under several processes each one streams the (cheap, seeded) data itself and keeps its
         # slice of every global batch: dispatching from rank 0 would need equal padded lengths.
         "accelerator_config": {**dataclasses.asdict(args.accelerator_config), "dispatch_batches": False},

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from si_hf.tasks import TASKS, get_task
-from si_hf.tasks.addition import ADDITION_TASKS, _Addition
+from si_hf.tasks.addition import _Addition
 from si_hf.tasks.seeding import rng_for
 
 
@@ -95,8 +95,9 @@ def test_d0_operand_lengths_independent_is_the_stream_from_before_the_option():
 
 
 def test_addition_tasks_are_the_classes_that_take_the_option():
-    addition = {name for name, cls in TASKS.items() if issubclass(cls, _Addition)}
-    assert set(ADDITION_TASKS) == addition == {"reverse_addition", "forward_addition"}
+    addition = {e.name for e in TASKS.entries() if issubclass(e.obj, _Addition)}
+    takes_it = {e.name for e in TASKS.entries() if "d0_operand_lengths" in e.options}
+    assert takes_it == addition == {"reverse_addition", "forward_addition"}
 
 
 def test_d0_operand_lengths_bad_value_is_named():

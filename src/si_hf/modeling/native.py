@@ -130,16 +130,21 @@ def to_native(model: PreTrainedModel) -> PreTrainedModel:
     return native.train(model.training)
 
 
-def load_checkpoint(name_or_path: str, *, revision: str | None = None, **kwargs) -> PreTrainedModel:
-    """`AutoModelForCausalLM.from_pretrained` for si_hf itself: a NoPE round (published as SmolLM3)
-    comes back as `SILlamaForCausalLM`, other checkpoints as their own class. `kwargs` go to
-    from_pretrained (dtype, attn_implementation, ...)."""
+def load_checkpoint(
+    name_or_path: str, *, revision: str | None = None, device=None, **kwargs
+) -> PreTrainedModel:
+    """The one model loader of si_hf: `AutoModelForCausalLM.from_pretrained`, except that a NoPE round
+    (published as SmolLM3) comes back as the `SILlamaForCausalLM` it was trained as; other checkpoints
+    as their own class. `device` moves it there (a round reloaded for labelling sits where a model that
+    stayed in memory would); `kwargs` go to from_pretrained (dtype, attn_implementation, ...)."""
     hub = {"revision": revision} if revision is not None else {}
     config = AutoConfig.from_pretrained(name_or_path, **hub)
     si_config = si_llama_config(config)
     if si_config is not None:
-        return SILlamaForCausalLM.from_pretrained(name_or_path, config=si_config, **hub, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(name_or_path, config=config, **hub, **kwargs)
+        model = SILlamaForCausalLM.from_pretrained(name_or_path, config=si_config, **hub, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, config=config, **hub, **kwargs)
+    return model if device is None else model.to(device)
 
 
 __all__ = ["load_checkpoint", "native_config", "si_llama_config", "to_native"]

@@ -1,24 +1,15 @@
-"""Versioned round datasets and checkpoints: a local directory always, the Hub as a mirror when asked.
+"""Versioned round datasets and checkpoints: a local folder always, the Hub as a mirror when asked.
 
-Local layout (every round/member immutable, written atomically)::
+The store writes, verifies and reads rounds; every name it uses is `si_hf.layout`'s. A round/member
+is an immutable folder (`rounds/round-003/member-0`: marker, metrics, dataset parquet for rounds >= 1,
+a native transformers checkpoint) built in ``round-003/.tmp-member-0-<id>``, fsynced and renamed into
+place (`si_hf.atomic.staged_dir`), so a crash leaves no visible half-written round; the marker records
+the SHA-256 of every file, checked whenever the round is loaded. ``datasets.load_dataset(".../dataset")``
+and ``AutoModelForCausalLM.from_pretrained(".../model")`` load a round with no trust_remote_code and
+without si_hf. A peft model is saved merged (a deep copy is merged, the live model is untouched).
 
-    <output_dir>/rounds/round-003/member-0/
-        si_hf_round.json          marker: info, provenance (datasets of rounds 1..r, paths relative
-                                  to rounds/), Hub repos/revisions once pushed
-        metrics.json
-        dataset/README.md         dataset card (`si_hf.cards`); absent for round 0 (D_0 is regenerated)
-        dataset/data/train-00000-of-00001.parquet
-        model/                    save_pretrained of the native transformers class (SmolLM3 for a NoPE
-                                  SI-Llama, Llama for RoPE): config, weights, tokenizer, generation_config,
-                                  metrics.json, README.md (model card), heatmap.png (the card's figure:
-                                  this member's exact match over rounds 0..3)
-    <output_dir>/README.md, heatmap.png   the run's index, rewritten after every round (`store.index`)
-
-A member directory is built in ``round-003/.tmp-member-0-<id>``, fsynced, then ``os.rename``d into
-place, so a crash leaves no visible half-written round; ``open_store`` removes stale ``.tmp-*``.
-``datasets.load_dataset(".../dataset")`` and ``AutoModelForCausalLM.from_pretrained(".../model")``
-load them directly, with no trust_remote_code and without si_hf. A peft model is saved merged (a deep
-copy is merged, the live model is untouched), so every checkpoint loads without peft.
+What is written beside the data (cards, the heatmap, the run's index page) comes from the `pages` given
+to `open_store` (`si_hf.store.pages`; the round loop gives `si_hf.publishing.RunPages`).
 
 Hub layout (``hub_dataset_id`` / ``hub_model_id``): one branch ``round-{r}`` per round in each repo.
 Single-model runs (``num_members=1``) use the default dataset config and the model repo root;
@@ -28,27 +19,19 @@ gets ``si_hf_round.json`` (or ``member-{m}/si_hf_round.json``) committed last: a
 complete on the Hub only when every configured repo holds it. Pushing to a complete one raises unless
 ``overwrite_hub_revision=True``; an incomplete one is resumed. Round branches start from the repo's
 initial commit; ``main`` holds only the index (README.md + heatmap.png), rewritten after each round.
-Cards on the Hub name repos and revisions (``repo@round-2``) where the local ones name paths. Only
-the process with ``RANK`` 0 writes. The token comes from the environment / ``hf auth login`` and is never written anywhere.
+Only the main process (accelerate's `PartialState`) writes. The token comes from the environment /
+``hf auth login`` and is never written anywhere.
 """
 
 from __future__ import annotations
 
+from si_hf.layout import MARKER, member_path, revision, round_dirname
 from si_hf.schema import REQUIRED_COLUMNS as COLUMNS
 
+from .errors import DamagedRoundError, HubError, StoreLockedError, hub_errors
 from .hub import HubMirror
-from .layout import (
-    MARKER,
-    DamagedRoundError,
-    HubError,
-    StoreLockedError,
-    hub_errors,
-    is_main_process,
-    member_path,
-    revision,
-    round_dirname,
-)
-from .local import LocalStore, save_checkpoint
+from .local import LocalStore, is_main_process, read_parquet, save_checkpoint
+from .pages import HubNames, Pages
 from .resume import ResumeSource, resolve_resume
 
 
@@ -108,12 +91,6 @@ class Store:
     def load_dataset(self, round: int, member: int = 0):
         return self.local.load_dataset(round, member)
 
-    def load_model(self, round: int, member: int = 0, **kwargs):
-        """The round's model as si_hf trains it (SILlamaForCausalLM for NoPE); kwargs go to from_pretrained."""
-        from si_hf.modeling import load_checkpoint
-
-        return load_checkpoint(self.model_path(round, member), **kwargs)
-
     def model_path(self, round: int, member: int = 0) -> str:
         return self.local.model_path(round, member)
 
@@ -144,11 +121,13 @@ def open_store(
     overwrite_hub_revision=False,
     hub_private=False,
     num_members=1,
+    pages: Pages | None = None,
 ) -> Store:
-    """Local store under `output_dir`, mirrored to the Hub repos that are given."""
+    """Local store under `output_dir`, mirrored to the Hub repos that are given; `pages` makes the
+    cards, figures and index written beside the data (`si_hf.publishing.RunPages`; none without)."""
     if not isinstance(num_members, int) or num_members < 1:
         raise ValueError(f"num_members must be a positive int, got {num_members!r}")
-    local = LocalStore(output_dir)
+    local = LocalStore(output_dir, pages=pages)
     hub = None
     if hub_dataset_id or hub_model_id:
         hub = HubMirror(
@@ -167,9 +146,12 @@ __all__ = [
     "MARKER",
     "DamagedRoundError",
     "HubError",
+    "HubNames",
+    "Pages",
     "StoreLockedError",
     "HubMirror",
     "LocalStore",
+    "read_parquet",
     "ResumeSource",
     "Store",
     "hub_errors",

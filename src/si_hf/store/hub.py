@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from si_hf.cards import HEATMAP, dataset_card, model_card
+from si_hf.layout import DATASET, MARKER, METRICS, MODEL, README, REPO_ID, hub_prefix, revision
 
-from .index import push_hub_index
-from .layout import (
-    MARKER,
-    REPO_ID,
-    HubError,
-    check_hub_reachable,
-    hub_errors,
-    hub_prefix,
-    is_main_process,
-    revision,
-)
-from .local import LocalStore
+from .errors import HubError, check_hub_reachable, hub_endpoint, hub_errors
+from .local import LocalStore, is_main_process
+from .pages import HubNames, round_files, run_files
 
 
 class HubMirror:
@@ -55,9 +45,13 @@ class HubMirror:
         out = [(self.dataset_id, "dataset")] if self.dataset_id and has_dataset else []
         return out + ([(self.model_id, "model")] if self.model_id else [])
 
+    @property
+    def names(self) -> HubNames:
+        return HubNames(self.model_id, self.dataset_id, self.num_members)
+
     def is_complete(self, round: int, member: int = 0, has_dataset: bool | None = None) -> bool:
         if has_dataset is None:
-            has_dataset = (self.local.path(round, member) / "dataset").is_dir()
+            has_dataset = (self.local.path(round, member) / DATASET).is_dir()
         rev, marker = revision(round), self._prefix(member) + MARKER
         for repo, kind in self._targets(has_dataset):
             with hub_errors("checking the round marker", repo, rev):
@@ -77,7 +71,7 @@ class HubMirror:
         if not is_main_process():
             return
         rev, prefix, src = revision(round), self._prefix(member), self.local.path(round, member)
-        has_dataset = (src / "dataset").is_dir()
+        has_dataset = (src / DATASET).is_dir()
         self.check_writable(round, member, has_dataset)
         for repo, kind in self._targets(has_dataset):
             with hub_errors("creating the repo and branch", repo, rev):
@@ -111,37 +105,59 @@ class HubMirror:
             with hub_errors("uploading the checkpoint", self.model_id, rev):
                 self.api.create_commit(
                     self.model_id,
-                    operations=self._model_operations(src, prefix, marker["info"]),
+                    operations=self._model_operations(round, member, prefix, marker["info"]),
                     revision=rev,
                     commit_message=f"si-hf round {round} member {member} checkpoint",
                 )
             self._upload_marker(self.model_id, "model", rev, prefix, marker)
 
     def push_index(self) -> None:
-        """Rewrite the index README of `main` in each repo from the local rounds (`si_hf.store.index`)."""
-        if is_main_process() and self.local.completed():
-            push_hub_index(self)
-
-    def _model_operations(self, src: Path, prefix: str, info: dict) -> list:
-        """The checkpoint folder with the card rewritten for the Hub (repo@revision names). Rounds are
-        native checkpoints without code; a round saved as si_llama by an older si_hf has modeling code,
-        which a member subfolder also needs at the root: transformers looks for trust_remote_code files
-        there, even with subfolder=."""
+        """Rewrite `main` of each repo with the run's index page (README.md + heatmap.png), one commit
+        each, from the local rounds; `main` holds nothing else. Without pages there is none to write."""
         from huggingface_hub import CommitOperationAdd
 
-        folder = src / "model"
-        metrics = json.loads((src / "metrics.json").read_text())
-        card = model_card(
-            info,
-            metrics,
-            hub_model_id=self.model_id,
-            hub_dataset_id=self.dataset_id,
-            num_members=self.num_members,
-            heatmap=HEATMAP if (folder / HEATMAP).is_file() else None,
+        rounds = sorted({r for r, _ in self.local.completed()})
+        if not is_main_process() or not rounds or self.local.pages is None:
+            return
+        for repo, kind in self._targets(has_dataset=True):
+            base = f"{hub_endpoint()}/{'datasets/' if kind == 'dataset' else ''}{repo}/tree"
+            # round 0 trains on D_0 alone, so the dataset repo has no branch for it
+            links = {r: f"{base}/{revision(r)}" for r in rounds if kind == "model" or r > 0}
+            if not links:  # the dataset repo is created by the first round with labels
+                continue
+            files = run_files(self.local.pages.index_pages(self.local, kind, links))
+            with hub_errors("writing the index README", repo, "main"):
+                self.api.create_commit(
+                    repo,
+                    operations=[CommitOperationAdd(name, data) for name, data in files.items()],
+                    repo_type=kind,
+                    revision="main",
+                    commit_message=f"si-hf index: rounds {rounds[0]}..{rounds[-1]}",
+                )
+
+    def _hub_pages(self, round: int, member: int, info: dict, num_rows: int | None) -> dict[str, bytes]:
+        """The round's cards as the Hub shows them (repo@revision names), or none without pages."""
+        if self.local.pages is None:
+            return {}
+        metrics = json.loads((self.local.path(round, member) / METRICS).read_text())
+        pages = self.local.pages.round_pages(
+            self.local, round, member, metrics=metrics, info=info, num_rows=num_rows, hub=self.names
         )
-        files = sorted(f for f in folder.rglob("*") if f.is_file() and f.name != "README.md")
+        return round_files(pages)
+
+    def _model_operations(self, round: int, member: int, prefix: str, info: dict) -> list:
+        """The checkpoint folder with the card rewritten for the Hub. Rounds are native checkpoints
+        without code; a round saved as si_llama by an older si_hf has modeling code, which a member
+        subfolder also needs at the root: transformers looks for trust_remote_code files there, even
+        with subfolder=."""
+        from huggingface_hub import CommitOperationAdd
+
+        folder = self.local.path(round, member) / MODEL
+        card = self._hub_pages(round, member, info, None).get(f"{MODEL}/{README}")
+        files = sorted(f for f in folder.rglob("*") if f.is_file() and not (card and f.name == README))
         ops = [CommitOperationAdd(prefix + f.relative_to(folder).as_posix(), str(f)) for f in files]
-        ops.append(CommitOperationAdd(prefix + "README.md", str(card).encode()))
+        if card:
+            ops.append(CommitOperationAdd(prefix + README, card))
         if prefix:
             ops += [CommitOperationAdd(f.name, str(f)) for f in sorted(folder.glob("*.py"))]
         return ops
@@ -150,13 +166,8 @@ class HubMirror:
         from huggingface_hub import DatasetCard, hf_hub_download
 
         repo, dataset = self.dataset_id, self.local.load_dataset(round, member)
-        card = dataset_card(
-            self.local.marker(round, member)["info"],
-            len(dataset),
-            hub_model_id=self.model_id,
-            hub_dataset_id=repo,
-            num_members=self.num_members,
-        )
+        info = self.local.marker(round, member)["info"]
+        page = self._hub_pages(round, member, info, len(dataset)).get(f"{DATASET}/{README}")
         with hub_errors("pushing the dataset", repo, rev):
             dataset.push_to_hub(
                 repo,
@@ -165,19 +176,20 @@ class HubMirror:
                 private=self.private,
                 commit_message=f"si-hf round {round} member {member} dataset",
             )
+            if page is None:
+                return
+            card = DatasetCard(page.decode())
             if not prefix:
                 # push_to_hub wrote a README whose YAML declares the data (configs, dataset_info): keep
                 # what it declares that our card does not. A member's card sits with its data instead;
                 # the root README holds every member's config.
-                theirs = DatasetCard.load(
-                    hf_hub_download(repo, "README.md", repo_type="dataset", revision=rev)
-                )
+                theirs = DatasetCard.load(hf_hub_download(repo, README, repo_type="dataset", revision=rev))
                 for key, value in theirs.data.to_dict().items():
                     if key not in card.data:
                         card.data[key] = value
             self.api.upload_file(
                 path_or_fileobj=str(card).encode(),
-                path_in_repo=prefix + "README.md",
+                path_in_repo=prefix + README,
                 repo_id=repo,
                 repo_type="dataset",
                 revision=rev,

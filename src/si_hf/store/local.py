@@ -1,54 +1,36 @@
-"""The local store: every round/member an immutable directory, written atomically (see `si_hf.store`)."""
+"""The local store: every round/member an immutable folder, written atomically (see `si_hf.store`)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
-import re
 import shutil
-import uuid
 from pathlib import Path
 
-from si_hf.cards import HEATMAP, dataset_card, model_card
-from si_hf.report import run_heatmap
-from si_hf.results import Record, RunResults
+from accelerate import PartialState
+
+from si_hf import atomic
+from si_hf.layout import (
+    DATA,
+    DATASET,
+    LABEL_INFO,
+    LABELS,
+    MARKER,
+    METRICS,
+    MODEL,
+    PARQUET,
+    TRAINER,
+    RunPaths,
+    check_address,
+    member_path,
+    round_dirname,
+)
 from si_hf.schema import REQUIRED_COLUMNS, ROUND_FEATURES
 
-from .index import write_local_index
-from .layout import MARKER, check_address, is_main_process, member_dirname, member_path, round_dirname
 from .lock import RunLock
+from .pages import Pages, round_files, run_files
 from .verify import check_round, file_checksums, read_json
-
-
-def _fsync_tree(root: Path) -> None:
-    # Durability before the rename: otherwise a power loss can leave a renamed dir of empty files.
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Rename the finished round into place; an existing one is moved aside first, then deleted."""
-    old = None
-    if final.exists():
-        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-    os.rename(tmp, final)
-    _fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(model, tokenizer, path: str | os.PathLike) -> None:
@@ -76,52 +58,42 @@ def read_parquet(files):
     return datasets.Dataset(pa.concat_tables([pq.read_table(str(f)) for f in files]))
 
 
-class LocalStore:
-    """Rounds under ``<root>/rounds``; see the module docstring for the layout."""
+def is_main_process() -> bool:
+    """Which process am I: accelerate's answer (one process: the main one). Only the main one writes."""
+    return PartialState().is_main_process
 
-    def __init__(self, root: str | os.PathLike):
+
+class LocalStore:
+    """Rounds under ``<root>/rounds``; see `si_hf.layout` for the names. `pages` (optional) makes the
+    cards, figures and index page written beside the data (`si_hf.store.pages`)."""
+
+    def __init__(self, root: str | os.PathLike, pages: Pages | None = None):
         self.root = Path(root)
-        self.rounds_dir = self.root / "rounds"
+        self.paths = RunPaths(self.root)
+        self.rounds_dir = self.paths.rounds
+        self.pages = pages
 
     def lock(self) -> RunLock:
-        """The run's hold on this directory (`with store.local.lock(): ...`); see `si_hf.store.lock`."""
+        """The run's hold on this folder (`with store.local.lock(): ...`); see `si_hf.store.lock`."""
         return RunLock(self.root)
 
     def recover(self) -> None:
-        """Undo what a killed run left half-done. Only call it holding the lock: another live run's
-        half-written round looks exactly the same."""
+        """Undo what a killed run left half-done (`si_hf.atomic.recover_dirs`). Only call it holding the
+        lock: another live run's half-written round looks exactly the same."""
         if self.rounds_dir.exists() and is_main_process():
-            for stale in self.rounds_dir.glob("round-*/.tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            for old in self.rounds_dir.glob("round-*/.old-*"):
-                # An overwrite moves the old round aside, then the new one in: if it died in between,
-                # the old round is the only copy and goes back into place.
-                final = old.parent / old.name[len(".old-") :].rsplit("-", 1)[0]
-                if final.exists():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.rename(old, final)
+            for round_dir in self.rounds_dir.glob("round-*"):
+                atomic.recover_dirs(round_dir)
 
     def path(self, round: int, member: int = 0) -> Path:
-        check_address(round, member)
-        return self.rounds_dir / round_dirname(round) / member_dirname(member)
+        return self.paths.round(round, member).root
 
     def completed_rounds(self, member: int = 0) -> list[int]:
         check_address(0, member)
-        found = (
-            re.fullmatch(r"round-(\d+)", p.parent.name)
-            for p in self.rounds_dir.glob(f"round-*/{member_dirname(member)}")
-        )
-        return sorted(int(m[1]) for m in found if m)
+        return [r for r, m in self.paths.published() if m == member]
 
     def completed(self) -> list[tuple[int, int]]:
         """Every (round, member) written, sorted."""
-        out = []
-        for p in self.rounds_dir.glob("round-*/member-*"):
-            r, m = re.fullmatch(r"round-(\d+)", p.parent.name), re.fullmatch(r"member-(\d+)", p.name)
-            if r and m:
-                out.append((int(r[1]), int(m[1])))
-        return sorted(out)
+        return self.paths.published()
 
     def _existing(self, round: int, member: int) -> Path:
         path = self.path(round, member)
@@ -136,19 +108,19 @@ class LocalStore:
         return read_json(self._existing(round, member) / MARKER, round)
 
     def metrics(self, round: int, member: int = 0) -> dict:
-        return read_json(self._existing(round, member) / "metrics.json", round)
+        return read_json(self._existing(round, member) / METRICS, round)
 
     def verify(self, round: int, member: int = 0, *, checksums: str | None = None) -> dict:
         """The cheap checks of `si_hf.store.verify.check_round` (and the checksums under a prefix)."""
         return check_round(self._existing(round, member), round, checksums=checksums)
 
     def model_path(self, round: int, member: int = 0) -> str:
-        """The round's checkpoint directory, its files checked against their published checksums."""
-        self.verify(round, member, checksums="model/")
-        return str(self._existing(round, member) / "model")
+        """The round's checkpoint folder, its files checked against their published checksums."""
+        self.verify(round, member, checksums=f"{MODEL}/")
+        return str(self._existing(round, member) / MODEL)
 
     def dataset_path(self, round: int, member: int = 0) -> str | None:
-        path = self._existing(round, member) / "dataset"
+        path = self._existing(round, member) / DATASET
         return str(path) if path.is_dir() else None
 
     def load_dataset(self, round: int, member: int = 0):
@@ -157,8 +129,8 @@ class LocalStore:
             raise FileNotFoundError(
                 f"round {round} member {member} has no self-labelled dataset (round 0 uses D_0)"
             )
-        self.verify(round, member, checksums="dataset/")
-        return read_parquet(sorted(Path(path, "data").glob("*.parquet")))
+        self.verify(round, member, checksums=f"{DATASET}/")
+        return read_parquet(self.paths.round(round, member).parquet_files())
 
     def publish_round(
         self, round, member, *, dataset, model, tokenizer, metrics, info, overwrite=False
@@ -182,36 +154,28 @@ class LocalStore:
                 raise ValueError(f"dataset lacks columns {missing}; expected {list(ROUND_FEATURES)}")
         info = {**info, "round": round, "member": member}
         json.dumps([metrics, info])  # fail before writing anything if they are not JSON-able
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
+        with atomic.staged_dir(final) as tmp:
             self._write_round(tmp, round, member, dataset, model, tokenizer, metrics, info)
-            _fsync_tree(tmp)
-            _swap_in(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        write_local_index(self)  # the run's landing page: every round's table, heatmap and link
+        self.write_index()
         return final
 
     def _write_round(self, tmp: Path, round, member, dataset, model, tokenizer, metrics, info) -> None:
         if dataset is not None:
-            (tmp / "dataset" / "data").mkdir(parents=True)
-            dataset.to_parquet(str(tmp / "dataset" / "data" / "train-00000-of-00001.parquet"))
-            dataset_card(info, len(dataset)).save(tmp / "dataset" / "README.md")
-        save_checkpoint(model, tokenizer, tmp / "model")
-        # the card embeds this member's heatmap of rounds 0..round, stored beside it
-        history = RunResults.from_store(self, member=member, extra=Record(round, member, metrics, info))
-        run_heatmap(history, tmp / "model" / HEATMAP)
-        model_card(info, metrics, heatmap=HEATMAP).save(tmp / "model" / "README.md")
-        for d in (tmp, tmp / "model"):
-            (d / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+            (tmp / DATASET / DATA).mkdir(parents=True)
+            dataset.to_parquet(str(tmp / DATASET / DATA / PARQUET))
+        save_checkpoint(model, tokenizer, tmp / MODEL)
+        if self.pages is not None:
+            num_rows = len(dataset) if dataset is not None else None
+            pages = self.pages.round_pages(self, round, member, metrics=metrics, info=info, num_rows=num_rows)
+            for name, data in round_files(pages).items():
+                (tmp / name).write_bytes(data)
+        for d in (tmp, tmp / MODEL):
+            (d / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True))
         # provenance: the self-labelled datasets of rounds 1..round, relative to rounds/
         prov = [
-            {"round": r, "member": member, "path": f"{member_path(r, member)}/dataset"}
+            {"round": r, "member": member, "path": f"{member_path(r, member)}/{DATASET}"}
             for r in range(1, round + (dataset is not None))
-            if r == round or (self.path(r, member) / "dataset").is_dir()
+            if r == round or (self.path(r, member) / DATASET).is_dir()
         ]
         marker = {
             "round": round,
@@ -222,35 +186,40 @@ class LocalStore:
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
 
+    def write_index(self) -> None:
+        """The run's index page (`<root>/README.md`, `heatmap.png`) from the rounds held, when there are
+        pages to write."""
+        rounds = sorted({r for r, _ in self.completed()})
+        if self.pages is None or not rounds:
+            return
+        links = {r: f"{self.rounds_dir.name}/{round_dirname(r)}" for r in rounds}
+        for name, data in run_files(self.pages.index_pages(self, "model", links)).items():
+            atomic.write_bytes(self.root / name, data)
+
     # ---- labels of the round in progress, staged so that a crash never labels them again ----
     def work_dir(self, round: int, member: int) -> Path:
         """`<root>/work/round-003/member-0`: what a round builds before it is published."""
-        check_address(round, member)
-        return self.root / "work" / member_path(round, member)
+        return self.paths.work_round(round, member)
 
     def stage_labels(self, round: int, member: int, dataset, info: dict) -> None:
         """Keep a round's kept labels and their label info until the round is published (main process).
         Parquet, like a published round, so a round that kept no label reloads too."""
         if not is_main_process():
             return
-        stage = self.work_dir(round, member) / "labels"
-        tmp = stage.with_name("labels.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "data").mkdir(parents=True)
-        dataset.to_parquet(str(tmp / "data" / "train-00000-of-00001.parquet"))
-        (tmp / "label_info.json").write_text(json.dumps(info, indent=2))
-        shutil.rmtree(stage, ignore_errors=True)
-        # in-round checkpoints trained on labels that are being replaced must not be resumed
-        shutil.rmtree(self.work_dir(round, member) / "trainer", ignore_errors=True)
-        os.replace(tmp, stage)
+        with atomic.staged_dir(self.work_dir(round, member) / LABELS) as tmp:
+            (tmp / DATA).mkdir()
+            dataset.to_parquet(str(tmp / DATA / PARQUET))
+            (tmp / LABEL_INFO).write_text(json.dumps(info, indent=2))
+            # in-round checkpoints trained on labels that are being replaced must not be resumed
+            shutil.rmtree(self.work_dir(round, member) / TRAINER, ignore_errors=True)
 
     def staged_labels(self, round: int, member: int):
         """(dataset, label info) staged for round/member, or None when nothing is staged."""
-        stage = self.work_dir(round, member) / "labels"
-        if not (stage / "label_info.json").is_file():
+        stage = self.work_dir(round, member) / LABELS
+        if not (stage / LABEL_INFO).is_file():
             return None
-        info = json.loads((stage / "label_info.json").read_text())
-        return read_parquet(sorted((stage / "data").glob("*.parquet"))), info
+        info = json.loads((stage / LABEL_INFO).read_text())
+        return read_parquet(sorted((stage / DATA).glob("*.parquet"))), info
 
     def clear_work(self, round: int, member: int) -> None:
         """Drop what round/member staged (once it is published); empty parents go too."""

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .layout import StoreLockedError
+from si_hf import atomic
+from si_hf.layout import HOLDER, LOCK, ROUNDS, WORK
 
-LOCK = ".si_hf.lock"
-HOLDER = ".si_hf.holder.json"
+from .errors import StoreLockedError
 
 
 def _holder(root: Path) -> str:
@@ -51,7 +51,7 @@ class RunLock:
         except OSError as e:
             raise PermissionError(f"output_dir {self.root} is not writable: {e}") from e
         self._lock = lock
-        for sub in ("rounds", "work"):
+        for sub in (ROUNDS, WORK):
             if (self.root / sub).exists() and not os.access(self.root / sub, os.W_OK | os.X_OK):
                 self.release()
                 raise PermissionError(
@@ -63,7 +63,7 @@ class RunLock:
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
         }
-        (self.root / HOLDER).write_text(json.dumps(holder))
+        atomic.write_json(self.root / HOLDER, holder, indent=None)
 
     def release(self) -> None:
         if self._lock is not None:

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from si_hf.layout import DATA, HUB_SPEC, MARKER, METRICS, MODEL, member_dirname, revision
 from si_hf.schema import empty_round
 
-from .layout import HUB_SPEC, MARKER, HubError, check_hub_reachable, hub_errors, member_dirname, revision
+from .errors import HubError, check_hub_reachable, hub_errors
 from .local import read_parquet
 
 
@@ -44,17 +45,17 @@ def resolve_resume(spec: str, cache_dir=None, member: int | None = None) -> Resu
 def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
     path = Path(spec)
     if path.exists():
-        root = path.parent if path.name == "model" else path
+        root = path.parent if path.name == MODEL else path
         if not (root / MARKER).is_file():
             raise ValueError(f"{spec!r} is not a published round: {root / MARKER} is missing")
         marker = json.loads((root / MARKER).read_text())
         sets = {
-            d["round"]: read_parquet(sorted((root.parent.parent / d["path"] / "data").glob("*.parquet")))
+            d["round"]: read_parquet(sorted((root.parent.parent / d["path"] / DATA).glob("*.parquet")))
             for d in marker["datasets"]
         }
-        metrics = json.loads((root / "metrics.json").read_text())
+        metrics = json.loads((root / METRICS).read_text())
         return ResumeSource(
-            marker["round"], marker["member"], str(root / "model"), sets, metrics, marker["info"], spec
+            marker["round"], marker["member"], str(root / MODEL), sets, metrics, marker["info"], spec
         )
     m = HUB_SPEC.match(spec)
     if not m:
@@ -101,5 +102,5 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
                 raise
             sets[d["round"]] = empty_round()
     model_dir = str(Path(snap) / sub) if sub else snap
-    metrics = json.loads(Path(model_dir, "metrics.json").read_text())
+    metrics = json.loads(Path(model_dir, METRICS).read_text())
     return ResumeSource(rnd, mem, model_dir, sets, metrics, marker["info"], spec)

@@ -11,7 +11,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .layout import MARKER, DamagedRoundError
+from si_hf.layout import MARKER, ROUNDS, RoundPaths, round_dirname
+
+from .errors import DamagedRoundError
 
 
 def _sha256(path: Path) -> str:
@@ -30,11 +32,11 @@ def file_checksums(root: Path) -> dict[str, str]:
 
 def damaged(path: Path, problem: str, round: int) -> DamagedRoundError:
     rounds_dir = path
-    while rounds_dir.name != "rounds" and rounds_dir != rounds_dir.parent:
+    while rounds_dir.name != ROUNDS and rounds_dir != rounds_dir.parent:
         rounds_dir = rounds_dir.parent
     return DamagedRoundError(
-        f"{path}: {problem}. Round {round} is damaged. To recover, delete {rounds_dir}/round-{round:03d} and "
-        f"every later round, then rerun the same command: they are computed again"
+        f"{path}: {problem}. Round {round} is damaged. To recover, delete {rounds_dir}/{round_dirname(round)} "
+        f"and every later round, then rerun the same command: they are computed again"
     )
 
 
@@ -66,16 +68,15 @@ def check_round(path: Path, round: int, *, checksums: str | None = None) -> dict
     import pyarrow.parquet as pq
     from safetensors import safe_open
 
-    marker = read_json(path / MARKER, round)
+    files = RoundPaths(path)
+    marker = read_json(files.marker, round)
     if not isinstance(marker.get("info"), dict):
-        raise damaged(path / MARKER, "no round info in the marker", round)
-    read_json(path / "metrics.json", round)
-    read_json(path / "model" / "config.json", round)
-    weights = sorted((path / "model").glob("*.safetensors"))
-    _readable(weights, "weights", path / "model", round, lambda f: safe_open(str(f), "pt").keys())
+        raise damaged(files.marker, "no round info in the marker", round)
+    read_json(files.metrics, round)
+    read_json(files.model / "config.json", round)
+    _readable(files.weight_files(), "weights", files.model, round, lambda f: safe_open(str(f), "pt").keys())
     if round > 0:
-        parquet = sorted((path / "dataset" / "data").glob("*.parquet"))
-        _readable(parquet, "parquet", path / "dataset" / "data", round, pq.read_metadata)
+        _readable(files.parquet_files(), "parquet", files.data, round, pq.read_metadata)
     if checksums is not None and "checksums" in marker:  # rounds published before checksums have none
         for name, digest in marker["checksums"].items():  # only the files about to be loaded
             if not name.startswith(checksums):

@@ -8,10 +8,9 @@ both, as section 3 words the task ("two numbers of equal length"), and every lev
 independent draws' mix of levels. Self-improvement and evaluation prompts have equal lengths always.
 """
 
-from .base import Task
+from .base import TASKS, Task
 
 D0_OPERAND_LENGTHS = ("independent", "equal", "equal_weighted")
-ADDITION_TASKS = ("reverse_addition", "forward_addition")  # a test keeps this in step with the classes
 
 
 class _Addition(Task):
@@ -53,6 +52,10 @@ class _Addition(Task):
         return self.difficulty_of(prompt) + 1
 
 
+@TASKS.register(
+    help="a+b with operands and answer least-significant digit first (section 5)",
+    options=("d0_operand_lengths",),
+)
 class ReverseAddition(_Addition):
     """Operands and answer least-significant digit first; answer right-padded with '0' to max(len)+1."""
 
@@ -68,6 +71,9 @@ class ReverseAddition(_Addition):
         return str(int(a[::-1]) + int(b[::-1]))[::-1].ljust(max(len(a), len(b)) + 1, "0")
 
 
+@TASKS.register(
+    help="a+b written as usual, most significant digit first (section 6.1)", options=("d0_operand_lengths",)
+)
 class ForwardAddition(_Addition):
     """Plain addition: most-significant digit first, no padding."""
 

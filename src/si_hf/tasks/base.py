@@ -8,7 +8,13 @@ into the train/eval split and fast bulk generation.
 import zlib
 from numbers import Integral
 
+from si_hf.registry import Registry
+
 from .seeding import EVAL_BUCKET, NUM_BUCKETS, check_split, rng_for, split_of
+
+# Every task family registers its class here, with the configuration keys that reach its constructor
+# (`options`: YAML key -> argument). `si_hf.tasks.get_task` and `task_from_args` build tasks from it.
+TASKS = Registry("task", key="task")
 
 # Every character the "char" / "maze" tokenizers can spell (si_hf.tokenization; a test keeps them in
 # step): a model may emit any of them, and verify must then answer False rather than raise.
@@ -39,6 +45,9 @@ class Task:
     alphabet: frozenset = CHAR_ALPHABET
     min_difficulty: int = 1
     max_difficulty: int = MAX_DIGITS
+    # 1: a difficulty is one level (an int); 2: an (n, m) pair (multiplication). Schedules and
+    # evaluation grids follow it.
+    difficulty_dims: int = 1
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"

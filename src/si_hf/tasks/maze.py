@@ -12,7 +12,7 @@ joined by '-') + '='; answer: the unique path `a>b>c`.
 import re
 from collections import deque
 
-from .base import MAZE_ALPHABET, Task, is_int
+from .base import MAZE_ALPHABET, TASKS, Task, is_int
 
 MAX_NODES = 99  # labels are the numbers 1..99, one token each in the maze tokenizer
 _HEAD = re.compile(r"([1-9]\d*)>([1-9]\d*)#(.+)=")
@@ -132,6 +132,10 @@ class _Maze(Task):
         return {"move_valid": move_valid, "end_valid": nodes[-1] == end}
 
 
+@TASKS.register(
+    help="shortest path in a tree maze; difficulty = hops (section 6.3)",
+    options={"maze_num_nodes": "num_nodes"},
+)
 class MazeHops(_Maze):
     """Difficulty = hops from start to end, in mazes of `num_nodes` nodes."""
 
@@ -161,6 +165,10 @@ class MazeHops(_Maze):
         return len(self.solve(prompt).split(">")) - 1
 
 
+@TASKS.register(
+    help="shortest path in a tree maze; difficulty = nodes (section 6.3)",
+    options={"maze_num_hops": "num_hops"},
+)
 class MazeNodes(_Maze):
     """Difficulty = number of nodes, in mazes whose start and end are `num_hops` hops apart."""
 

@@ -9,7 +9,7 @@ except the first and the last, then '=' and the product reversed and padded to n
 
 import re
 
-from .base import MAX_DIGITS, Task, is_int
+from .base import MAX_DIGITS, TASKS, Task, is_int
 
 
 def cot_multiplication(a: int, b: int) -> tuple[str, str]:
@@ -39,8 +39,10 @@ def cot_length(n: int, m: int) -> int:
 _DIFFICULTY = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s*")
 
 
+@TASKS.register(help="chain-of-thought n x m multiplication; difficulty = (n, m) (section 6.2)")
 class Multiplication(Task):
     name = "multiplication"
+    difficulty_dims = 2
 
     def parse_difficulty(self, value):
         pair = None

@@ -3,7 +3,7 @@
 Strings are uniform over all digit strings of the length, leading zeros included.
 """
 
-from .base import Task
+from .base import TASKS, Task
 
 
 class _StringTask(Task):
@@ -24,6 +24,7 @@ class _StringTask(Task):
         return self.difficulty_of(prompt)
 
 
+@TASKS.register(help="copy a digit string (section 4)")
 class Copy(_StringTask):
     name = "copy"
 
@@ -35,6 +36,7 @@ class Copy(_StringTask):
         return self.string_of(prompt)
 
 
+@TASKS.register(help="reverse a digit string (section 4)")
 class ReverseString(_StringTask):
     name = "reverse_string"
 

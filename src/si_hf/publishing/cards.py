@@ -13,12 +13,13 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
-from si_hf.results import RunResults, markdown_table
+from si_hf import tables
+from si_hf.layout import HEATMAP, HUB_SPEC, REPO_ID, RunPaths, resume_spec, revision
+from si_hf.results import RunResults, accuracy_markdown
 from si_hf.tasks import difficulty_sort_key
 
 LICENSE = "apache-2.0"  # the project's license (pyproject: Apache-2.0), as the Hub spells it
 TAGS = ["si-hf", "self-improvement", "length-generalization"]
-HEATMAP = "heatmap.png"  # the figure stored beside a card that embeds it
 SIZES = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M")]
 SIZES += [(10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B")]
 _GENERATED_BY = re.compile(r"^round-(\d+)/(?:member-(\d+)|members-([\d,]+))$")
@@ -27,10 +28,6 @@ _GENERATED_BY = re.compile(r"^round-(\d+)/(?:member-(\d+)|members-([\d,]+))$")
 def _require_round(info: dict) -> None:
     if not isinstance(info, dict) or not isinstance(info.get("round"), int):
         raise ValueError(f"info must be a dict with an int 'round', got {info!r:.200}")
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value)
 
 
 def _card(cls, data, body: str):
@@ -48,11 +45,6 @@ def size_category(n: int) -> str:
     return next((name for bound, name in SIZES if n < bound), "n>1B")
 
 
-def member_spec(repo: str, r: int, member: int, num_members: int) -> str:
-    """`user/name@round-3`, or `user/name@round-3/member-1` in a k-member run (the `--resume_from` form)."""
-    return f"{repo}@round-{r}" + (f"/member-{member}" if num_members > 1 else "")
-
-
 def generating_models(info: dict, hub_model_id: str | None = None, num_members: int | None = None) -> list:
     """The model(s) that labelled a round: `repo@round-(r-1)[/member-m]` once published, else the
     local checkpoint directories, relative to the output directory."""
@@ -64,25 +56,23 @@ def generating_models(info: dict, hub_model_id: str | None = None, num_members: 
     members = [int(match[2])] if match[2] is not None else [int(j) for j in match[3].split(",")]
     if hub_model_id:
         k = _num_members(info, num_members)
-        return [member_spec(hub_model_id, r, j, k) for j in members]
-    return [f"rounds/round-{r:03d}/member-{j}/model" for j in members]
+        return [resume_spec(hub_model_id, r, j, k) for j in members]
+    return [RunPaths(".").relative(r, j, "model") for j in members]
 
 
 def base_model(info: dict, hub_model_id: str | None = None) -> str | None:
     """What round r fine-tuned: the previous round `repo@round-(r-1)` once published (in the repo of
     the run this one resumed from, when round r-1 is that run's); otherwise the pretrained model a LoRA
     / fine-tuning run started from, when it is a Hub id (a local path is not)."""
-    from si_hf.store.layout import HUB_SPEC, REPO_ID
-
     r = info["round"]
     spec = str((info.get("resumed_from") or {}).get("spec") or "")
     rounds = re.findall(r"round-(\d+)", spec)
     if r > 0 and rounds and int(rounds[-1]) == r - 1:  # round r-1 is the resume source's
         hub = HUB_SPEC.match(spec)
         if hub:
-            return f"{hub['repo']}@round-{r - 1}"
+            return f"{hub['repo']}@{revision(r - 1)}"
     elif r > 0 and hub_model_id:
-        return f"{hub_model_id}@round-{r - 1}"
+        return f"{hub_model_id}@{revision(r - 1)}"
     name = ((info.get("config") or {}).get("model") or {}).get("model_name_or_path")
     if isinstance(name, str) and REPO_ID.fullmatch(name) and not Path(name).exists():
         return name
@@ -94,9 +84,8 @@ def accuracy_table(metrics: dict) -> str:
     acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
     if not isinstance(acc, dict):
         raise ValueError(f"metrics must hold 'accuracy': {{difficulty_key: float}}, got {metrics!r:.200}")
-    lines = ["| difficulty | exact match |", "|---|---|"]
-    lines += [f"| {k} | {float(acc[k]):.4f} |" for k in sorted(acc, key=difficulty_sort_key)]
-    return "\n".join(lines)
+    rows = [[k, float(acc[k])] for k in sorted(acc, key=difficulty_sort_key)]
+    return tables.markdown(["difficulty", "exact match"], rows)
 
 
 def eval_results(task: str, accuracy: dict[str, float]) -> list[EvalResult]:
@@ -119,18 +108,18 @@ def eval_results(task: str, accuracy: dict[str, float]) -> list[EvalResult]:
 
 def _load_lines(kind: str, info: dict, hub_id: str | None, num_members: int) -> str:
     r, m = info["round"], info.get("member", 0)
-    local = f"rounds/round-{r:03d}/member-{m}/{kind}"
+    local = RunPaths(".").relative(r, m, kind)
     note = "" if hub_id else "# the path is relative to the run's output directory\n"
     if kind == "model":
         sub = f', subfolder="member-{m}"' if num_members > 1 else ""
-        where = f'"{hub_id}", revision="round-{r}"{sub}' if hub_id else f'"{local}"'
+        where = f'"{hub_id}", revision="{revision(r)}"{sub}' if hub_id else f'"{local}"'
         return (
             f"```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n{note}"
             f"model = AutoModelForCausalLM.from_pretrained({where})\n"
             f"tokenizer = AutoTokenizer.from_pretrained({where})\n```\n"
         )
     config = f'"member-{m}", ' if num_members > 1 else ""
-    where = f'"{hub_id}", {config}revision="round-{r}"' if hub_id else f'"{local}"'
+    where = f'"{hub_id}", {config}revision="{revision(r)}"' if hub_id else f'"{local}"'
     return f'```python\nfrom datasets import load_dataset\n\n{note}labels = load_dataset({where}, split="train")\n```\n'
 
 
@@ -163,7 +152,7 @@ def model_card(
     member = f"Member {m} of a {k}-member majority-vote run. " if k > 1 else ""
     trained = "D_0" + (f" and the self-labelled rounds 1..{r}" if r else "")
     counts = {x: v for x, v in metrics.items() if x != "accuracy" and isinstance(v, int | float | str)}
-    extra = "".join(f"- {x}: {_fmt(v)}\n" for x, v in counts.items())
+    extra = "".join(f"- {x}: {tables.cell(v)}\n" for x, v in counts.items())
     figure = f"![exact match per round and difficulty]({heatmap})\n\n" if heatmap else ""
     base = data.base_model or (f"the round {r - 1} model" if r else "none (trained from scratch)")
     body = (
@@ -211,13 +200,13 @@ def dataset_card(
         ("labels kept", info.get("n_kept")),
         ("data accuracy (kept labels vs. oracle)", info.get("data_accuracy")),
     ]
-    table = "\n".join(f"| {x} | {_fmt(v)} |" for x, v in rows)
+    table = tables.markdown(["", ""], rows)
     body = (
         f"# si-hf {task}: self-labelled data of round {r}\n\n"
         "Prompts labelled by the previous round's model (no ground truth), kept by the filter below. "
         "Columns: prompt, completion (the model's label), difficulty, round, generated_by, filter, votes, "
         "oracle_correct (for analysis only: never used to filter; the verifier filter checks move and end validity, not this).\n\n"
-        f"{_load_lines('dataset', info, hub_dataset_id, k)}\n| | |\n|---|---|\n{table}\n"
+        f"{_load_lines('dataset', info, hub_dataset_id, k)}\n{table}\n"
     )
     return _card(DatasetCard, data, body)
 
@@ -234,24 +223,24 @@ def index_card(results: RunResults, kind: str, links: dict[int, str], *, heatmap
         data = DatasetCardData(license=LICENSE, pretty_name=f"si-hf {task}", tags=TAGS + [task], viewer=False)
     mean = f" (mean over {k} members)" if k > 1 else ""
     d0 = ", ".join(results.supervised) or "n/a"
-    rows = ["| round | link | labelled levels | labels kept | data accuracy |", "|---|---|---|---|---|"]
+    rows = []
     data_accuracy = results.data_accuracy()
     for r in results.rounds:
-        target = f"[round-{r}]({links[r]})" if r in links else f"round-{r}"
+        target = f"[{revision(r)}]({links[r]})" if r in links else revision(r)
         labelled = [x for m in results.members for x in results.label_rows(m) if x["round"] == r]
         if not labelled:
-            rows.append(f"| {r} | {target} | D_0 | supervised | n/a |")
+            rows.append([r, target, "D_0", "supervised", None])
             continue
         kept, gen = (sum(x[c] or 0 for x in labelled) for c in ("n_kept", "n_generated"))
-        levels = ", ".join(labelled[0]["levels"])
-        rows.append(f"| {r} | {target} | {levels} | {kept}/{gen} | {_fmt(data_accuracy.get(r))} |")
+        rows.append([r, target, ", ".join(labelled[0]["levels"]), f"{kept}/{gen}", data_accuracy.get(r)])
+    head = ["round", "link", "labelled levels", "labels kept", "data accuracy"]
     figure = f"![exact match per round and difficulty]({heatmap})\n\n" if heatmap else ""
     body = (
         f"# si-hf {task}: self-improvement rounds\n\n"
         f"Each round is a branch `round-r` ({len(results.rounds)} so far); the supervised range D_0 is "
         f"{d0}. Rounds >= 1 were labelled by the previous round's model, without ground truth.\n\n"
         f"{figure}## Exact match (%) per round and difficulty{mean}\n\n"
-        f"`*`: supervised (D_0)\n\n{markdown_table(results.accuracy(), results.keys(), results.supervised)}\n\n"
-        "## Rounds\n\n" + "\n".join(rows) + "\n"
+        f"`*`: supervised (D_0)\n\n{accuracy_markdown(results)}\n\n"
+        f"## Rounds\n\n{tables.markdown(head, rows)}\n"
     )
     return _card(ModelCard if kind == "model" else DatasetCard, data, body)

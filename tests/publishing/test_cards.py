@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import DatasetCard, ModelCard
 
-from si_hf.cards import (
+from si_hf.publishing.cards import (
     LICENSE,
     base_model,
     dataset_card,
@@ -17,7 +17,7 @@ from si_hf.cards import (
 )
 from si_hf.results import Record, RunResults
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INFO = {"task": "copy", "round": 3, "member": 1, "filter": "length", "n_generated": 2000, "n_kept": 1987,
         "data_accuracy": 0.9912, "generated_by": "round-2/member-1"}  # fmt: skip
 METRICS = {"accuracy": {"10": 0.25, "9": 1.0, "11": 0.0}, "n_eval": 200}

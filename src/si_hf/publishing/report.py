@@ -17,8 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from si_hf import figures
-from si_hf.results import RunResults, markdown_table
+from si_hf import atomic, tables
+from si_hf.layout import RunPaths, member_dirname, revision
+from si_hf.publishing import figures
+from si_hf.results import RunResults, accuracy_markdown
 
 REPORT = "report.md"
 
@@ -86,16 +88,15 @@ def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
 
 def loading_lines(results: RunResults) -> list[str]:
     """How to load the final model and the last round's dataset, locally and (when pushed) from the Hub."""
-    root, last = Path(results.source), results.rounds[-1]
+    paths, last = RunPaths(results.source), results.rounds[-1]
     m = results.members[0]
-    folder = root / "rounds" / f"round-{last:03d}" / f"member-{m}"
     lines = [
         "from transformers import AutoModelForCausalLM",
-        f'model = AutoModelForCausalLM.from_pretrained("{folder / "model"}")',
+        f'model = AutoModelForCausalLM.from_pretrained("{paths.round(last, m).model}")',
     ]
     data_round = max((r for r in results.rounds if r > 0), default=None)
     if data_round is not None:
-        data_dir = root / "rounds" / f"round-{data_round:03d}" / f"member-{m}" / "dataset"
+        data_dir = paths.round(data_round, m).dataset
         lines += ["from datasets import load_dataset", f'labels = load_dataset("{data_dir}", split="train")']
     record = results.record(last, m)
     cfg = (record.info if record else {}).get("config") or {}
@@ -103,27 +104,27 @@ def loading_lines(results: RunResults) -> list[str]:
     data_repo = (cfg.get("self_improve") or {}).get("hub_dataset_id")
     k = len(results.members)
     if model_repo:
-        sub = f', subfolder="member-{m}"' if k > 1 else ""
+        sub = f', subfolder="{member_dirname(m)}"' if k > 1 else ""
         lines.append(
-            f'# or from the Hub: AutoModelForCausalLM.from_pretrained("{model_repo}", revision="round-{last}"'
+            f'# or from the Hub: AutoModelForCausalLM.from_pretrained("{model_repo}", revision="{revision(last)}"'
             f"{sub})"
         )
     if data_repo and data_round is not None:
-        config = f'"member-{m}", ' if k > 1 else ""
+        config = f'"{member_dirname(m)}", ' if k > 1 else ""
         lines.append(
-            f'# or from the Hub: load_dataset("{data_repo}", {config}revision="round-{data_round}", split="train")'
+            f'# or from the Hub: load_dataset("{data_repo}", {config}revision="{revision(data_round)}", split="train")'
         )
     return lines
 
 
 def _label_table(results: RunResults, member: int) -> str:
-    lines = ["| round | labelled levels | prompts labelled | labels kept | kept fraction | data accuracy |"]
-    lines.append("|---|---|---|---|---|---|")
-    for row in results.label_rows(member):
-        cells = [row["round"], ", ".join(row["levels"]), row["n_generated"], row["n_kept"]]
-        cells += [row["kept_fraction"], row["data_accuracy"]]
-        lines.append("| " + " | ".join(f"{c:.4f}" if isinstance(c, float) else str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    head = ["round", "labelled levels", "prompts labelled", "labels kept", "kept fraction", "data accuracy"]
+    rows = [
+        [row["round"], ", ".join(row["levels"]), row["n_generated"], row["n_kept"]]
+        + [row["kept_fraction"], row["data_accuracy"]]
+        for row in results.label_rows(member)
+    ]
+    return tables.markdown(head, rows)
 
 
 def _figure_lines(paths: list[Path], caption: str) -> str:
@@ -133,7 +134,7 @@ def _figure_lines(paths: list[Path], caption: str) -> str:
 
 
 def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
-    k, keys = len(results.members), results.keys()
+    k = len(results.members)
     mean = f", mean over {k} members" if k > 1 else ""
     parts = [
         f"# si-hf report: {results.task}\n",
@@ -143,7 +144,7 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
         "Rows are rounds (round 0 is trained on D_0 only), columns difficulties; the dashed box marks "
         "D_0, grey cells were not evaluated (paper figures 1, 3, 5, 6, 11).\n",
         _figure_lines(made["heatmap"], "exact match per round and difficulty"),
-        f"`*`: supervised (D_0); cells in %.\n\n{markdown_table(results.accuracy(), keys, results.supervised)}\n",
+        f"`*`: supervised (D_0); cells in %.\n\n{accuracy_markdown(results)}\n",
     ]
     if made["grid"]:
         parts += [
@@ -170,7 +171,7 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
 def write_report(output_dir, report_dir=None) -> Path:
     """Read the run in `output_dir`, write the figures and report.md into `report_dir` (default
     `output_dir/report`); returns the path of report.md."""
-    return _write(RunResults.from_output_dir(output_dir), report_dir or Path(output_dir) / "report")
+    return _write(RunResults.from_output_dir(output_dir), report_dir or RunPaths(output_dir).report)
 
 
 def _write(results: RunResults, report_dir) -> Path:
@@ -178,7 +179,7 @@ def _write(results: RunResults, report_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     made = write_figures(results, out)
     path = out / REPORT
-    path.write_text(report_markdown(results, made))
+    atomic.write_text(path, report_markdown(results, made))
     return path
 
 
@@ -193,7 +194,7 @@ def main(argv=None) -> int:
         results = RunResults.from_output_dir(args.run_dir)
     except ValueError as e:
         parser.error(str(e))  # exits 2 with the usage and the message
-    path = _write(results, args.output_dir or Path(args.run_dir) / "report")
+    path = _write(results, args.output_dir or RunPaths(args.run_dir).report)
     print(f"report: {path} (figures beside it)")
     print("load the final model and the last round's self-labelled data:")
     print("\n".join(f"    {line}" for line in loading_lines(results)))

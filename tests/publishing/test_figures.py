@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from si_hf import figures
+from si_hf.publishing import figures
 
 VIRIDIS_LOW, VIRIDIS_HIGH, RED = (68, 1, 84), (253, 231, 37), (255, 0, 0)
 

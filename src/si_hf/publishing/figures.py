@@ -12,6 +12,7 @@ The object-oriented API (`Figure` + `FigureCanvasAgg`) is used on purpose: a lib
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -30,14 +31,15 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:
-    """Write atomically: a reader (the Hub push, a browser) never sees half a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    tmp.replace(path)
-    return path
+def _save(fig, path: str | Path | None) -> Path | bytes:
+    """The PNG, written atomically to `path` (a reader never sees half of it), or its bytes for None."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    if path is None:
+        return buffer.getvalue()
+    from si_hf import atomic  # here: drawing alone needs nothing of si_hf (tests load this file alone)
+
+    return atomic.write_bytes(path, buffer.getvalue())
 
 
 def _cells(ax, values: np.ndarray, *, annotate: bool):

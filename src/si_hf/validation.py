@@ -1,0 +1,74 @@
+"""Every argument of a run checked before any work, each by the module that owns what it names.
+
+`configs` checks what a value alone must be (an int >= 1, a share in (0, 1]); here the run's arguments
+meet the registries and the modules behind them: the plugins are imported, the task is built with its
+options (`si_hf.tasks.task_from_args`), D_0 must be one of its difficulties, the schedule must fit it
+(`si_hf.schedules`), the filters and their options must hold (`si_hf.filtering.check_filters`), and
+the choices of the decoding and precision options are the ones their modules implement. Each error
+names the YAML / CLI key, the bad value and what is expected.
+"""
+
+from __future__ import annotations
+
+from si_hf.configs import check_training_arguments
+from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
+from si_hf.labeling import CACHE_IMPLEMENTATIONS
+from si_hf.precision import DECODE_PRECISIONS, PRECISIONS
+from si_hf.registry import load_plugins
+from si_hf.schedules import SCHEDULES, check_compatible
+from si_hf.tasks import TASKS, Task, task_from_args
+from si_hf.tasks.addition import D0_OPERAND_LENGTHS
+
+# Options whose values are a fixed set that one module implements.
+CHOICES = {
+    "label_cache_implementation": CACHE_IMPLEMENTATIONS,
+    "decode_precision": DECODE_PRECISIONS,
+    "precision": PRECISIONS,
+    "vote_labels": VOTE_LABELS,
+    "d0_operand_lengths": D0_OPERAND_LENGTHS,
+}
+# Options that name registered entries: --help lists what is registered.
+REGISTERED = {"task": TASKS, "schedule": SCHEDULES, "filters": FILTERS}
+
+
+def check_choices(*args) -> None:
+    for owner in args:
+        for key, choices in CHOICES.items():
+            if hasattr(owner, key) and getattr(owner, key) not in choices:
+                raise ValueError(f"{key}: {getattr(owner, key)!r} is not one of {list(choices)}")
+
+
+def validate(task_args, si, model_args, train_args) -> Task:
+    """Raise ValueError naming the first bad argument; return the run's task."""
+    load_plugins(si.plugins)
+    check_choices(task_args, si)
+    task = task_from_args(task_args, si)
+    try:
+        task.parse_difficulty(task_args.d0)
+    except ValueError as err:
+        raise ValueError(f"d0: {task_args.d0!r}: {err}") from None
+    SCHEDULES.refuse_unused_options(si, si.schedule)
+    check_compatible(task, si)
+    schedule = SCHEDULES.get(si.schedule)
+    if schedule.validate is not None:
+        schedule.validate(si, task)
+    check_filters(si, task)
+    unknown = sorted(set(si.plugin_options or {}) - {*TASKS.names(), *SCHEDULES.names(), *FILTERS.names()})
+    if unknown:
+        raise ValueError(
+            f"plugin_options: {unknown} name no registered task, schedule or filter; registered: "
+            f"{TASKS.names() + SCHEDULES.names() + FILTERS.names()}"
+        )
+    check_training_arguments(train_args)
+    return task
+
+
+def describe_registered(parser) -> None:
+    """Put what is registered (and the fixed choices) into the --help of the options that name them."""
+    for action in parser._actions:
+        if action.dest in REGISTERED:
+            action.help = f"{action.help} Registered: {REGISTERED[action.dest].describe()}.".replace(
+                "%", "%%"
+            )
+        elif action.dest in CHOICES:
+            action.choices = list(CHOICES[action.dest])
