@@ -446,13 +446,9 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
 
 @pytest.mark.slow
 def test_copy_cpu_recipe_self_improves(tmp_path):
-    """The README's main job (6.5 minutes on 2 cores of an AMD EPYC): the frontier moves.
-
-    Thresholds hold in every run of the recipe's seed (42) recorded in docs/results.md, this recipe's
-    and its predecessors' (batch 128, bf16 where native): the two lengths past the supervised range
-    reach 95%, the third 90% (98.2% on an AMD EPYC on 2026-12-04; before, 96.4% there, 91.2% on an Intel Xeon
-    with AMX, 100% on an AVX2-only AMD EPYC: float results differ between CPUs and precisions), and
-    length 13 gains 20+ points over round 0 (65.6 points on 2026-12-04; 26.5 to 73 before)."""
+    """The README's main job: the frontier moves. Thresholds with margin for the spread of the recipe's
+    seed (42) between CPUs (docs/results.md): the two lengths past the supervised range reach 95%, the
+    third 90%, and length 13 gains 20+ points over round 0."""
     out = tmp_path / "run"
     main(["--config", str(REPO / "recipes/copy/config_cpu.yaml"), "--output_dir", str(out)])
     rounds = json.loads((out / "metrics.json").read_text())

@@ -61,7 +61,7 @@ class HubMirror:
 
     def check_writable(self, round: int, member: int, has_dataset: bool) -> None:
         if not self.overwrite_revision and self.is_complete(round, member, has_dataset):
-            repos = ", ".join(f"{repo}@round-{round}" for repo, _ in self._targets(has_dataset))
+            repos = ", ".join(f"{repo}@{revision(round)}" for repo, _ in self._targets(has_dataset))
             raise HubError(
                 f"{repos} already holds a complete round {round} (member {member}); "
                 "pass overwrite_hub_revision=True to replace it"
