@@ -23,10 +23,9 @@ from functools import partial
 
 import torch
 from bench_training import cpu_model_name  # this folder, as `python benchmarks/...` runs it
-from transformers import AutoModelForCausalLM
 
 from si_hf.labeling import label
-from si_hf.modeling import SILlamaForCausalLM, get_config
+from si_hf.modeling import SILlamaForCausalLM, get_config, load_checkpoint
 from si_hf.tasks import get_task
 from si_hf.tokenization import get_tokenizer
 
@@ -102,7 +101,7 @@ def main():
     )
     tokenizer = get_tokenizer(task.tokenizer_name)
     if args.model:
-        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+        model = load_checkpoint(args.model).eval()
         what = args.model
     else:
         model = SILlamaForCausalLM(get_config(args.preset, len(tokenizer))).eval()

@@ -7,11 +7,13 @@ the ratio measures only the generation code. Usage: python benchmarks/bench_task
 
 import argparse
 import random
+import sys
 import time
 import zlib
 
 import networkx as nx
 
+from si_hf import tables
 from si_hf.tasks import get_task
 from si_hf.tasks.multiplication import cot_multiplication
 
@@ -108,16 +110,18 @@ def main():
         ("multiplication", 5, 100_000, 100_000, naive_multiplication),
         ("maze_hops", 9, 10_000, 10_000, naive_maze_hops),
     ]
-    print(f"{'task':<18}{'n':>10}{'generate ex/s':>16}{'naive ex/s':>14}{'ratio':>8}{'generate s':>12}")
+    rows = []
     for name, d0, n, n_naive, naive in cases:
         n, n_naive = max(1, int(n * args.scale)), max(1, int(n_naive * args.scale))
         task = get_task(name)
         fast = timed(lambda task=task, n=n, d0=d0: task.generate(n, seed=0, purpose="d0", d0=d0))
         slow = timed(lambda naive=naive, n=n_naive, d0=d0: run_naive(naive, n, d0))
         fast_rate, slow_rate = n / fast, n_naive / slow
-        print(
-            f"{name:<18}{n:>10}{fast_rate:>16,.0f}{slow_rate:>14,.0f}{fast_rate / slow_rate:>8.1f}{fast:>12.2f}"
+        rows.append(
+            [name, n, f"{fast_rate:,.0f}", f"{slow_rate:,.0f}", f"{fast_rate / slow_rate:.1f}", f"{fast:.2f}"]
         )
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    print(tables.markdown(["task", "n", "generate ex/s", "naive ex/s", "ratio", "generate s"], rows))
 
 
 if __name__ == "__main__":

@@ -78,20 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.lengths) < 1:
         parser.error(f"--lengths {args.lengths}: expected operand lengths >= 1")
 
-    from transformers import AutoModelForCausalLM
-
-    import si_hf  # noqa: F401  registers SI-Llama with the Auto classes
+    from si_hf import tables
+    from si_hf.modeling import load_checkpoint
     from si_hf.tokenization import get_tokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    model = load_checkpoint(args.model).eval()
     table = run(model, get_tokenizer("char"), args.task, args.lengths, args.n, args.seed)
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    print("| length | " + " | ".join(COUNTS) + " |")
-    print("|---" * (len(COUNTS) + 1) + "|")
-    for d, counts in table.items():
-        print(f"| {d} | " + " | ".join(str(counts[k]) for k in COUNTS) + " |")
+    print(
+        tables.markdown(
+            ["length", *COUNTS], [[d, *(counts[k] for k in COUNTS)] for d, counts in table.items()]
+        )
+    )
     return 0
 
 

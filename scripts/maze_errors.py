@@ -85,20 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         parser.error(f"--n {args.n}: expected at least one maze per hop count")
 
-    from transformers import AutoModelForCausalLM
-
-    import si_hf  # noqa: F401  registers SI-Llama with the Auto classes
+    from si_hf import tables
+    from si_hf.modeling import load_checkpoint
     from si_hf.tokenization import get_tokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    model = load_checkpoint(args.model).eval()
     table = run(model, get_tokenizer("maze"), args.num_nodes, args.hops, args.n, args.seed)
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    print("| hops | " + " | ".join(COUNTS) + " |")
-    print("|---" * (len(COUNTS) + 1) + "|")
-    for d, counts in table.items():
-        print(f"| {d} | " + " | ".join(str(counts[k]) for k in COUNTS) + " |")
+    print(
+        tables.markdown(["hops", *COUNTS], [[d, *(counts[k] for k in COUNTS)] for d, counts in table.items()])
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ command after a crash resumes where it stopped, and only runs that trained anyth
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shlex
 import subprocess
@@ -164,7 +165,7 @@ def run_one(run: dict) -> None:
             "cpu": cpu_model(),
             "command": shlex.join(["accelerate", *run["command"][1:]]),
         }
-        atomic.write_json(out / "wall.json", record)
+        atomic.write_text(out / "wall.json", json.dumps(record, indent=2) + "\n")
     subprocess.run([str(Path(sys.executable).parent / "si-hf"), "report", str(out)], cwd=ROOT, check=True)
 
 

@@ -1,13 +1,21 @@
 """Fixtures shared by the test files: the real tokenizers and tasks, and the offline Hub server."""
 
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from si_hf.tasks import get_task
-from si_hf.testing import serve_hub
-from si_hf.tokenization import get_tokenizer
+# Test files import helpers from each other (`from test_rounds import TINY`): the folders that hold
+# them are importable whatever the order pytest collects them in.
+for _folder in (Path(__file__).parent, Path(__file__).parent / "publishing", Path(__file__).parent / "tasks"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+from si_hf.tasks import get_task  # noqa: E402
+from si_hf.testing import serve_hub  # noqa: E402
+from si_hf.tokenization import get_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,9 @@ def test_static_and_concat_cache_labels_equal_dynamic_cache_labels(char, copy_ta
         )
         assert labels == dynamic, other
     assert len({p.text for p in dynamic}) > 3
-    with pytest.raises(ValueError, match="cache_implementation='paged'"):
+    with pytest.raises(
+        ValueError, match=r"cache_implementation: 'paged' is not one of \['dynamic', 'static', 'concat'\]"
+    ):
         label(model, char, copy_task, prompts, cache_implementation="paged")
 
 

@@ -83,8 +83,59 @@ def test_plugins_that_cannot_be_loaded_are_named(tmp_path, registries_restored):
     with pytest.raises(ValueError, match=r"plugins: '.*missing.py' is not a file"):
         load_plugins([str(tmp_path / "missing.py")])
     plugin = tmp_path / "twice.py"
-    plugin.write_text("from si_hf.tasks import TASKS\nLOADS = TASKS\n")
-    assert load_plugins([str(plugin)]) == load_plugins([str(plugin)])  # imported once per path
+    plugin.write_text(
+        "from si_hf.schedules import SCHEDULES, Schedule, standard\n"
+        "SCHEDULES.register('twice_test', Schedule(standard), help='registered once')\n"
+    )
+    # imported once per path: a second import would register the name again, which is an error
+    assert load_plugins([str(plugin)]) == load_plugins([str(plugin)]) and "twice_test" in SCHEDULES
+
+
+def test_plugins_named_on_the_command_line_and_in_the_recipe(monkeypatch, registries_restored):
+    from si_hf.rounds import _plugins_named, parse_args
+
+    monkeypatch.chdir(REPO)
+    argv = ["--plugins", "examples/my_extension.py", "--seed", "3", "--task", "sort_digits"]
+    assert _plugins_named(argv) == ["examples/my_extension.py"]  # the flags after it are not plugins
+    assert _plugins_named([f"--config={EXAMPLE}", "--plugins=extra.py"]) == [
+        "examples/my_extension.py",
+        "extra.py",
+    ]
+    task_args, si, *_ = parse_args(
+        [*argv, "--d0", "4", "--output_dir", "/tmp/unused", "--filters", "same_digits"]
+    )
+    assert (
+        task_args.task == "sort_digits"
+        and si.filters == ["same_digits"]
+        and si.plugins == ["examples/my_extension.py"]
+    )
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"nothing_registered": {"a": 1}}, r"plugin_options: 'nothing_registered' names no registered task"),
+        (
+            {"accelerated": {"a": 1}},
+            r"plugin_options: 'accelerated' is registered but this run does not use it",
+        ),
+        ({"wide": 3}, r"plugin_options.wide: 3 is not a mapping of options"),
+        ({"wide": {"width": 0}}, r"plugin_options.wide.width=0: expected an int >= 1"),
+    ],
+)
+def test_plugin_options_are_checked_before_any_work(monkeypatch, registries_restored, options, match):
+    from si_hf.rounds import parse_args
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match=match):
+        parse_args(["--config", str(EXAMPLE), "--plugin_options", json.dumps(options)])
+
+
+def test_the_usage_doc_names_every_built_in():
+    usage = (REPO / "docs" / "usage.md").read_text()
+    for registry in (TASKS, FILTERS, SCHEDULES):
+        for name in registry.names():
+            assert f"`{name}`" in usage, name
 
 
 def test_a_users_task_filter_and_schedule_run_a_round(tmp_path, monkeypatch, capsys, registries_restored):

@@ -3,7 +3,7 @@
 `si-hf run` is `recipes/run_round.py` (the documented entry of the recipes), also under
 `accelerate launch --config_file ... -m si_hf.cli run ...`; `si-hf compare A B` checks that two runs
 published the same rounds (labels, weights, metrics; timings aside); `si-hf report OUTPUT_DIR
-[--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.report`); `si-hf
+[--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.publishing.report`); `si-hf
 summary RUN_DIR ...` puts several runs side by side (`si_hf.summary`).
 """
 

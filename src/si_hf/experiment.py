@@ -1,6 +1,6 @@
 """The identity of an experiment: which settings define it, their snapshot in every round, and drift.
 
-A store continued with another value of one of `experiment_keys()` would mix two experiments in one
+A store continued with another value of one of `EXPERIMENT_KEYS` would mix two experiments in one
 run, so the round loop refuses it unless --allow_config_change is given (README, "What the store
 guarantees"). Every other argument may change between invocations (logging, batch sizes of decoding,
 the Hub repos, ...). Every round records the whole configuration (`config_snapshot`) in its marker.

@@ -185,8 +185,9 @@ class Vote:
 
 @dataclass(frozen=True)
 class Filter:
-    """A registered filter: a `stage` (FilterInputs, keep mask) -> keep mask, or a `vote` (k members'
-    predictions, settings, member) -> Vote that comes first. `keeps_run_ons`: the `none` filter, which
+    """A registered filter: a `stage` (FilterInputs, keep mask) -> one decision per prompt (a label
+    stays only when every stage so far kept it), or a `vote` (k members' predictions, settings,
+    member) -> Vote that comes first. `keeps_run_ons`: the `none` filter, which
     alone keeps run-on outputs and combines with no other."""
 
     stage: Callable[[FilterInputs, list[bool]], list[bool]] | None = None
@@ -207,7 +208,7 @@ def _verifier_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
     if inputs.task is None or inputs.prompts is None:
         raise ValueError("the verifier filter needs task= and prompts=")
     ok, _ = verifier_filter(inputs.task, inputs.prompts, inputs.predictions, inputs.settings.verifier_checks)
-    return [a and b for a, b in zip(keep, ok)]
+    return ok
 
 
 def _vote(predictions, settings, member: int | None) -> Vote:
@@ -373,9 +374,12 @@ def apply_filters(
         stages = spec
     for name in stages:
         inputs = FilterInputs(prompts, preds, task, settings, settings.options_of(name))
-        keep = list(FILTERS.get(name).obj.stage(inputs, keep))
-        if len(keep) != len(preds):
-            raise ValueError(f"filter {name!r} returned {len(keep)} decisions for {len(preds)} predictions")
+        decisions = list(FILTERS.get(name).obj.stage(inputs, keep))
+        if len(decisions) != len(preds):
+            raise ValueError(
+                f"filter {name!r} returned {len(decisions)} decisions for {len(preds)} predictions"
+            )
+        keep = [a and bool(b) for a, b in zip(keep, decisions)]  # a stage only drops: never revives a label
         counts[name] = sum(keep)
     labels = [p.text if p.complete else None for p in preds]
     return FilterResult(

@@ -149,6 +149,12 @@ def _cache_kwargs(cache_implementation: str, capacity: int) -> dict:
 CACHE_IMPLEMENTATIONS = ("dynamic", "static", "concat")
 
 
+def check_cache_implementation(value: str, key: str = "label_cache_implementation") -> str:
+    if value not in CACHE_IMPLEMENTATIONS:
+        raise ValueError(f"{key}: {value!r} is not one of {list(CACHE_IMPLEMENTATIONS)}")
+    return value
+
+
 def _prediction(tokenizer, new: list[int], bound: int, eos_id: int) -> Prediction:
     """The answer in the tokens generated after a prompt: up to EOS, or the bound for a run-on."""
     new = new[: bound + 1]
@@ -178,10 +184,7 @@ def label(
     same labels, 1.1-1.8x slower for CoT multiplication on a CPU) or "static" (a max-length cache
     `generate` compiles on a GPU). Static and `decode_dtype="bf16"` (bf16 autocast) give the default's labels up to float
     rounding: a near-tie may go the other way (docs/results.md)."""
-    if cache_implementation not in CACHE_IMPLEMENTATIONS:
-        raise ValueError(
-            f"cache_implementation={cache_implementation!r}: expected one of {CACHE_IMPLEMENTATIONS}"
-        )
+    check_cache_implementation(cache_implementation, "cache_implementation")
     require_int(batch_size, "batch_size", 1)
     if isinstance(prompts, str):
         raise ValueError(f"prompts must be a sequence of strings, got the single string {prompts!r}")

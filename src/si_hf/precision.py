@@ -60,11 +60,15 @@ def precision_overrides(precision: str) -> dict:
     return {"bf16": mode == "bf16", "fp16": False}
 
 
-def decode_dtype(decode_precision: str) -> str:
-    """The dtype greedy decoding runs in for `decode_precision` on this machine: "fp32" or "bf16"."""
+def check_decode_precision(decode_precision: str) -> str:
     if decode_precision not in DECODE_PRECISIONS:
         raise ValueError(f"decode_precision: {decode_precision!r} is not one of {list(DECODE_PRECISIONS)}")
-    if decode_precision == "native":
+    return decode_precision
+
+
+def decode_dtype(decode_precision: str) -> str:
+    """The dtype greedy decoding runs in for `decode_precision` on this machine: "fp32" or "bf16"."""
+    if check_decode_precision(decode_precision) == "native":
         return "bf16" if native_bf16() else "fp32"
     return decode_precision
 

@@ -39,7 +39,7 @@ from si_hf.experiment import config_snapshot
 from si_hf.filtering import voting
 from si_hf.history import RoundHistory, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
-from si_hf.layout import RunPaths
+from si_hf.layout import TRAINER, RunPaths
 from si_hf.modeling import add_lora, build_model, merge_lora
 from si_hf.precision import decode_dtype, precision_overrides
 from si_hf.publishing.pages import RunPages
@@ -252,7 +252,7 @@ class SelfImprovementRun:
                     model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
         mix = round_mix(self, r, m, rounds)
-        work = str(self.store.local.work_dir(r, m) / "trainer")
+        work = str(self.store.local.work_dir(r, m) / TRAINER)
         args = round_training_args(self.train_args, self.si, r, m, work, self.precision)
         trackers = self.tracking.callbacks(r, m, self.history)
         model, training = train_round(model, args, mix, self.collator, self.tokenizer, trackers)
@@ -357,25 +357,27 @@ def run(task_args, si, model_args, train_args) -> SelfImprovementRun:
 
 
 def _plugins_named(argv) -> list[str]:
-    """The `plugins` a command line names, on it or in its --config YAML: they are imported before the
-    parser is built, so --help and the validation know what they register."""
+    """The `plugins` a command line names, on it (`--plugins a b`) or in its --config YAML: they are
+    imported before the parser is built, so --help and the validation know what they register."""
+    import argparse
     import sys
 
     import yaml
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument("--plugins", nargs="*", default=None)
+    known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     found = []
-    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+    if known.config is not None:
         try:
-            with open(argv[argv.index("--config") + 1]) as f:
+            with open(known.config) as f:
                 config = yaml.safe_load(f)
         except (OSError, ValueError):
             config = None  # TrlParser reports the config file itself
-        if isinstance(config, dict) and isinstance(config.get("plugins"), list | str):
-            found += [config["plugins"]] if isinstance(config["plugins"], str) else config["plugins"]
-    if "--plugins" in argv:
-        found += [a for a in argv[argv.index("--plugins") + 1 :] if not a.startswith("--")]
-    return found
+        plugins = config.get("plugins") if isinstance(config, dict) else None
+        found += [plugins] if isinstance(plugins, str) else list(plugins or [])
+    return found + list(known.plugins or [])
 
 
 def parse_args(argv=None):

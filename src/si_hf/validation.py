@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from si_hf.configs import check_training_arguments
 from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
-from si_hf.labeling import CACHE_IMPLEMENTATIONS
-from si_hf.precision import DECODE_PRECISIONS, PRECISIONS
+from si_hf.labeling import CACHE_IMPLEMENTATIONS, check_cache_implementation
+from si_hf.precision import DECODE_PRECISIONS, PRECISIONS, check_decode_precision, check_precision
 from si_hf.registry import load_plugins
 from si_hf.schedules import SCHEDULES, check_compatible
 from si_hf.tasks import TASKS, Task, task_from_args
 from si_hf.tasks.addition import D0_OPERAND_LENGTHS
 
-# Options whose values are a fixed set that one module implements.
+# Options whose values are a fixed set, for --help (each is checked by the module that implements it).
 CHOICES = {
     "label_cache_implementation": CACHE_IMPLEMENTATIONS,
     "decode_precision": DECODE_PRECISIONS,
@@ -31,18 +31,38 @@ CHOICES = {
 REGISTERED = {"task": TASKS, "schedule": SCHEDULES, "filters": FILTERS}
 
 
-def check_choices(*args) -> None:
-    for owner in args:
-        for key, choices in CHOICES.items():
-            if hasattr(owner, key) and getattr(owner, key) not in choices:
-                raise ValueError(f"{key}: {getattr(owner, key)!r} is not one of {list(choices)}")
+def _check_plugin_options(si, used: dict[str, str]) -> None:
+    """`plugin_options` holds a mapping per entry the run uses (`used`: entry name -> its kind)."""
+    for name, value in (si.plugin_options or {}).items():
+        if name not in used:
+            registered = {*TASKS.names(), *SCHEDULES.names(), *FILTERS.names()}
+            what = (
+                "names no registered task, schedule or filter"
+                if name not in registered
+                else ("is registered but this run does not use it")
+            )
+            raise ValueError(
+                f"plugin_options: {name!r} {what}; the run uses {sorted(used)} (task, schedule, filters)"
+            )
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"plugin_options.{name}: {value!r} is not a mapping of options, e.g. {{width: 2}}"
+            )
 
 
 def validate(task_args, si, model_args, train_args) -> Task:
     """Raise ValueError naming the first bad argument; return the run's task."""
     load_plugins(si.plugins)
-    check_choices(task_args, si)
+    _check_plugin_options(
+        si, {task_args.task: "task", si.schedule: "schedule", **{f: "filter" for f in si.filters}}
+    )
+    check_precision(si.precision)
+    check_decode_precision(si.decode_precision)
+    check_cache_implementation(si.label_cache_implementation)
     task = task_from_args(task_args, si)
+    entry = TASKS.get(task_args.task)
+    if entry.validate is not None:
+        entry.validate(si, task)
     try:
         task.parse_difficulty(task_args.d0)
     except ValueError as err:
@@ -53,12 +73,6 @@ def validate(task_args, si, model_args, train_args) -> Task:
     if schedule.validate is not None:
         schedule.validate(si, task)
     check_filters(si, task)
-    unknown = sorted(set(si.plugin_options or {}) - {*TASKS.names(), *SCHEDULES.names(), *FILTERS.names()})
-    if unknown:
-        raise ValueError(
-            f"plugin_options: {unknown} name no registered task, schedule or filter; registered: "
-            f"{TASKS.names() + SCHEDULES.names() + FILTERS.names()}"
-        )
     check_training_arguments(train_args)
     return task
 

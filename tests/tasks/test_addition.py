@@ -101,7 +101,10 @@ def test_addition_tasks_are_the_classes_that_take_the_option():
 
 
 def test_d0_operand_lengths_bad_value_is_named():
-    with pytest.raises(ValueError, match=r"d0_operand_lengths='same'.*independent, equal, equal_weighted"):
+    with pytest.raises(
+        ValueError,
+        match=r"d0_operand_lengths: 'same' is not one of \['independent', 'equal', 'equal_weighted'\]",
+    ):
         get_task("reverse_addition", d0_operand_lengths="same")
 
 

@@ -14,7 +14,17 @@ from pathlib import Path
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from si_hf import tables
-from si_hf.layout import HEATMAP, HUB_SPEC, REPO_ID, RunPaths, resume_spec, revision
+from si_hf.layout import (
+    DATASET,
+    HEATMAP,
+    HUB_SPEC,
+    MODEL,
+    REPO_ID,
+    RunPaths,
+    member_dirname,
+    resume_spec,
+    revision,
+)
 from si_hf.results import RunResults, accuracy_markdown
 from si_hf.tasks import difficulty_sort_key
 
@@ -57,7 +67,7 @@ def generating_models(info: dict, hub_model_id: str | None = None, num_members: 
     if hub_model_id:
         k = _num_members(info, num_members)
         return [resume_spec(hub_model_id, r, j, k) for j in members]
-    return [RunPaths(".").relative(r, j, "model") for j in members]
+    return [RunPaths(".").relative(r, j, MODEL) for j in members]
 
 
 def base_model(info: dict, hub_model_id: str | None = None) -> str | None:
@@ -110,15 +120,15 @@ def _load_lines(kind: str, info: dict, hub_id: str | None, num_members: int) -> 
     r, m = info["round"], info.get("member", 0)
     local = RunPaths(".").relative(r, m, kind)
     note = "" if hub_id else "# the path is relative to the run's output directory\n"
-    if kind == "model":
-        sub = f', subfolder="member-{m}"' if num_members > 1 else ""
+    if kind == MODEL:
+        sub = f', subfolder="{member_dirname(m)}"' if num_members > 1 else ""
         where = f'"{hub_id}", revision="{revision(r)}"{sub}' if hub_id else f'"{local}"'
         return (
             f"```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n{note}"
             f"model = AutoModelForCausalLM.from_pretrained({where})\n"
             f"tokenizer = AutoTokenizer.from_pretrained({where})\n```\n"
         )
-    config = f'"member-{m}", ' if num_members > 1 else ""
+    config = f'"{member_dirname(m)}", ' if num_members > 1 else ""
     where = f'"{hub_id}", {config}revision="{revision(r)}"' if hub_id else f'"{local}"'
     return f'```python\nfrom datasets import load_dataset\n\n{note}labels = load_dataset({where}, split="train")\n```\n'
 
@@ -158,7 +168,7 @@ def model_card(
     body = (
         f"# si-hf {task}: model after round {r}\n\n{member}Trained on {trained} "
         f"(self-improvement, Lee et al. 2025, section 3); base model: {base}.\n\n"
-        f"{_load_lines('model', info, hub_model_id, k)}\n"
+        f"{_load_lines(MODEL, info, hub_model_id, k)}\n"
         f"## Exact match per round and difficulty\n\n{figure}"
         f"## Exact-match accuracy per difficulty after round {r}\n\n{table}\n"
         + (f"\n{extra}" if extra else "")
@@ -206,7 +216,7 @@ def dataset_card(
         "Prompts labelled by the previous round's model (no ground truth), kept by the filter below. "
         "Columns: prompt, completion (the model's label), difficulty, round, generated_by, filter, votes, "
         "oracle_correct (for analysis only: never used to filter; the verifier filter checks move and end validity, not this).\n\n"
-        f"{_load_lines('dataset', info, hub_dataset_id, k)}\n{table}\n"
+        f"{_load_lines(DATASET, info, hub_dataset_id, k)}\n{table}\n"
     )
     return _card(DatasetCard, data, body)
 

@@ -17,8 +17,7 @@ class _Addition(Task):
     def __init__(self, d0_operand_lengths: str = "independent"):
         if d0_operand_lengths not in D0_OPERAND_LENGTHS:
             raise ValueError(
-                f"{self.name}: d0_operand_lengths={d0_operand_lengths!r} is invalid; expected one of "
-                f"{', '.join(D0_OPERAND_LENGTHS)}"
+                f"d0_operand_lengths: {d0_operand_lengths!r} is not one of {list(D0_OPERAND_LENGTHS)}"
             )
         self.d0_operand_lengths = d0_operand_lengths
 
