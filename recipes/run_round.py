@@ -1,4 +1,4 @@
-"""Run self-improvement rounds from a YAML recipe.
+"""Run self-improvement rounds from a YAML recipe (the same as `si-hf run`).
 
     accelerate launch [--config_file accelerate_configs/cpu.yaml] recipes/run_round.py \
         --config recipes/copy/config_cpu.yaml [--round N | --rounds A:B] [--key value ...]
@@ -6,7 +6,9 @@
 With neither --round nor --rounds the run continues from the last completed round in the store.
 """
 
-from si_hf.rounds import main
+import sys
+
+from si_hf.cli import run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(sys.argv[1:]))

@@ -93,7 +93,7 @@ def test_unknown_cli_flag_is_named():
 
 def test_d0_operand_lengths_reaches_the_task(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("task: forward_addition\nd0: '4'\nd0_operand_lengths: equal\n")
+    cfg.write_text("task: forward_addition\nd0: '4'\nmax_steps: 10\nd0_operand_lengths: equal\n")
     task_args, *_ = parse_args(["--config", str(cfg)])
     task = task_from_args(task_args)
     prompts = task.generate(100, seed=0, purpose="d0", d0=task_args.d0)["prompt"]
@@ -110,19 +110,23 @@ def test_d0_operand_lengths_reaches_the_task(tmp_path):
     with pytest.raises(
         ValueError, match=r"d0_operand_lengths: 'equal' applies to task .* only.*task: 'copy'"
     ):
-        parse_args(["--task", "copy", "--d0_operand_lengths", "equal"])
+        parse_args(["--task", "copy", "--max_steps", "10", "--d0_operand_lengths", "equal"])
 
 
 def test_cli_overrides_yaml(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("task: copy\nd0: '5'\nround_max_steps: 10\nfilters: [length]\n")
+    cfg.write_text(
+        "task: copy\nd0: '5'\nmax_steps: 10\nround_max_steps: 10\nround_decay_steps: 5\nfilters: [length]\n"
+    )
     _, si, _, _ = parse_args(["--config", str(cfg), "--round_max_steps", "7"])
     assert si.round_max_steps == 7 and si.filters == ["length"]
 
 
 def test_model_overrides_from_yaml_and_from_the_command_line(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("task: copy\nd0: '5'\npreset: cpu\nmodel_overrides: {num_hidden_layers: 2}\n")
+    cfg.write_text(
+        "task: copy\nd0: '5'\nmax_steps: 10\npreset: cpu\nmodel_overrides: {num_hidden_layers: 2}\n"
+    )
     _, _, model_args, _ = parse_args(["--config", str(cfg)])
     assert model_args.model_overrides == {"num_hidden_layers": 2}
     flag = '{"hidden_size": 192, "num_attention_heads": 3}'
@@ -183,7 +187,9 @@ def test_completion_only_loss_from_yaml_and_cli_reaches_the_collator(tmp_path):
     from si_hf.rounds import SelfImprovementRun
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"task: copy\nd0: '5'\ncompletion_only_loss: false\noutput_dir: {tmp_path / 'out'}\n")
+    cfg.write_text(
+        f"task: copy\nd0: '5'\nmax_steps: 10\ncompletion_only_loss: false\noutput_dir: {tmp_path / 'out'}\n"
+    )
     args = parse_args(["--config", str(cfg)])
     assert args[1].completion_only_loss is False
     assert SelfImprovementRun(*args).collator.completion_only_loss is False
@@ -203,7 +209,9 @@ def test_label_cache_implementation_reaches_labelling_and_evaluation(tmp_path, c
     from si_hf.testing.models import random_model
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"task: copy\nd0: '2'\neval_examples_per_difficulty: 3\noutput_dir: {tmp_path / 'out'}\n")
+    cfg.write_text(
+        f"task: copy\nd0: '2'\nmax_steps: 10\neval_examples_per_difficulty: 3\noutput_dir: {tmp_path / 'out'}\n"
+    )
     flags = [] if cache == "dynamic" else ["--label_cache_implementation", cache]
     run = SelfImprovementRun(*parse_args(["--config", str(cfg), *flags]))
     model = random_model(run.tokenizer)
@@ -233,7 +241,7 @@ def test_decode_precision_from_yaml_and_cli_reaches_labelling_and_evaluation(tmp
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        f"task: copy\nd0: '3'\ndecode_precision: bf16\neval_examples_per_difficulty: 4\n"
+        f"task: copy\nd0: '3'\nmax_steps: 10\ndecode_precision: bf16\neval_examples_per_difficulty: 4\n"
         f"eval_beyond: 1\noutput_dir: {tmp_path / 'out'}\n"
     )
     args = parse_args(["--config", str(cfg)])

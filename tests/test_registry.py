@@ -102,7 +102,7 @@ def test_plugins_named_on_the_command_line_and_in_the_recipe(monkeypatch, regist
         "extra.py",
     ]
     task_args, si, *_ = parse_args(
-        [*argv, "--d0", "4", "--output_dir", "/tmp/unused", "--filters", "same_digits"]
+        [*argv, "--d0", "4", "--max_steps", "10", "--output_dir", "/tmp/unused", "--filters", "same_digits"]
     )
     assert (
         task_args.task == "sort_digits"

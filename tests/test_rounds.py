@@ -178,7 +178,15 @@ def test_multiplication_majority_vote(tmp_path):
 def test_no_filter_keeps_a_label_for_every_prompt(tmp_path):
     """filters: [none] is the paper's no-filter baseline: a near-random model's run-on outputs are
     kept too (their text up to the prompt's bound, flagged unfinished), so nothing is dropped."""
-    cfg = write_config(tmp_path, task="reverse_addition", d0="3", filters=["none"], num_rounds=1, max_steps=2)
+    cfg = write_config(
+        tmp_path,
+        task="reverse_addition",
+        d0="3",
+        filters=["none"],
+        num_rounds=1,
+        max_steps=2,
+        lr_scheduler_kwargs={"num_decay_steps": 0},  # 2 warmup steps: a near-random model
+    )
     main(["--config", str(cfg)])
     out, task = run_dir(cfg), get_task("reverse_addition")
     metrics = check_round(out, task, 1, filters="none")

@@ -177,7 +177,9 @@ def test_continuing_with_another_task_is_refused_listing_the_changes(store):
         _continue(cfg, "--decode_precision", "bf16")
     assert _rounds(out) == ["round-000", "round-001"]
     # what may change between invocations is accepted: later rounds' steps, evaluation size
-    _continue(cfg, "--round_max_steps", "2", "--eval_examples_per_difficulty", "4")
+    _continue(
+        cfg, "--round_max_steps", "2", "--round_decay_steps", "1", "--eval_examples_per_difficulty", "4"
+    )
     assert _rounds(out) == ["round-000", "round-001", "round-002"]
 
 
@@ -191,6 +193,7 @@ def test_voting_run_killed_after_staging_an_empty_round_finishes(tmp_path):
         num_members=3,
         vote_threshold=1.0,
         max_steps=2,
+        lr_scheduler_kwargs={"num_decay_steps": 0},  # 2 warmup steps: a near-random model
         num_rounds=1,
     )
     _run_killed_when(cfg, "work/round-001/member-2/labels")

@@ -18,6 +18,7 @@ def make_run(root, task, d0, accuracy, data_accuracy=None):
         entries.append(entry)
         marker = root / "rounds" / f"round-{r:03d}" / "member-0" / "si_hf_round.json"
         marker.parent.mkdir(parents=True)
+        (marker.parent / "metrics.json").write_text(json.dumps(entry))
         info = {"task": task, "config": {"task": {"task": task, "d0": d0}}, "levels": [d0] if r == 0 else []}
         marker.write_text(json.dumps({"info": info}))
     (root / "metrics.json").write_text(json.dumps(entries))

@@ -98,7 +98,7 @@ def test_save_steps_must_be_a_cadence(tmp_path, steps):
 
 def test_save_strategy_steps_needs_save_steps(tmp_path):
     check_training_arguments(
-        SITrainingArguments(output_dir=str(tmp_path), save_strategy="steps", save_steps=50)
+        SITrainingArguments(output_dir=str(tmp_path), save_strategy="steps", save_steps=50, max_steps=100)
     )
     with pytest.raises(ValueError, match="save_strategy='steps' with save_steps=0"):
         check_training_arguments(SITrainingArguments(output_dir=str(tmp_path), save_strategy="steps"))
@@ -106,7 +106,7 @@ def test_save_strategy_steps_needs_save_steps(tmp_path):
 
 def test_precision_bf16_reaches_the_round_arguments(tmp_path):
     """The loop's own per-round copies set bf16 from `precision`: that must not trip the refusal."""
-    args = SITrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    args = SITrainingArguments(output_dir=str(tmp_path), use_cpu=True, max_steps=100)
     check_training_arguments(args)
     si = SelfImproveArguments(precision="bf16")
     r1 = round_training_args(args, si, 1, 0, "w", precision_overrides(si.precision))

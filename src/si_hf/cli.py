@@ -25,6 +25,24 @@ def _usage() -> str:
     return "\n".join(lines + ["", "`si-hf COMMAND --help` lists a command's arguments."])
 
 
+def run(argv: list[str]) -> int:
+    """`si-hf run`: the round loop; bad input exits 2 and a failure during the work exits 1, each with
+    one line that names what went wrong (no traceback for what the user can fix)."""
+    from si_hf.rounds import main as run_main
+    from si_hf.store import DamagedRoundError, HubError, StoreLockedError
+    from si_hf.training import DivergedError
+
+    try:
+        run_main(argv)
+    except (ValueError, DamagedRoundError, StoreLockedError, PermissionError) as e:
+        print(f"si-hf run: error: {e}", file=sys.stderr)
+        return 2
+    except (DivergedError, HubError) as e:
+        print(f"si-hf run: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -32,10 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from si_hf.rounds import main as run_main
-
-        run_main(rest)
-        return 0
+        return run(rest)
     if command == "compare":
         from si_hf.compare import main as compare_main
 

@@ -6,6 +6,9 @@ Timings (`*_seconds`, `*_per_second`) and the config snapshot (paths differ) are
 else must be equal: every round's parquet rows, every tensor of every checkpoint bit for bit, and
 every metric. Exits 1 and lists the differences otherwise. Use it to check that a change keeps a
 run's artifacts, or that a resumed run matches an uninterrupted one.
+
+It cannot pass by accident: a path that is not an si-hf run (no published round), or a round with a
+missing or unreadable file (marker, metrics, weights, parquet), is an error (exit 2) that names it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import torch
 from safetensors.torch import load_file
 
 from si_hf.layout import RoundPaths, RunPaths, member_path
+from si_hf.store.errors import DamagedRoundError
+from si_hf.store.verify import check_round
 
 TIMING = ("_seconds", "_per_second")
 
@@ -40,9 +45,23 @@ def _weights(round_paths: RoundPaths) -> dict:
     return out
 
 
+def _run(path: Path) -> RunPaths:
+    """The run at `path`, each of its rounds checked; ValueError or DamagedRoundError name what is wrong."""
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; expected the output_dir of an si-hf run")
+    run = RunPaths(path)
+    if not run.published():
+        raise ValueError(f"{path} is not an si-hf run: it holds no published round (rounds/round-*/member-*)")
+    for r, m in run.published():
+        check_round(run.round(r, m).root, r)
+    return run
+
+
 def compare(a: Path, b: Path) -> list[str]:
     diffs = []
-    run_a, run_b = RunPaths(a), RunPaths(b)
+    if Path(a).resolve() == Path(b).resolve():
+        raise ValueError(f"{a} and {b} are the same folder: nothing to compare")
+    run_a, run_b = _run(Path(a)), _run(Path(b))
     members_a, members_b = run_a.published(), run_b.published()
     if members_a != members_b:
         names = [[member_path(*x) for x in members] for members in (members_a, members_b)]
@@ -63,12 +82,15 @@ def compare(a: Path, b: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="si-hf compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("a", type=Path)
     parser.add_argument("b", type=Path)
     args = parser.parse_args(argv)
-    diffs = compare(args.a, args.b)
+    try:
+        diffs = compare(args.a, args.b)
+    except (ValueError, DamagedRoundError) as e:
+        parser.error(str(e))  # exits 2 with the usage and the message
     for d in diffs:
         print(d)
     n = len(RunPaths(args.a).published())

@@ -93,6 +93,10 @@ class TaskArguments:
     )
 
     def __post_init__(self):
+        if not isinstance(self.task, str):
+            raise ValueError(f"task: {self.task!r} is not a task name; give one registered task, e.g. copy")
+        if isinstance(self.d0, bool) or not isinstance(self.d0, str | int):
+            raise ValueError(f"d0: {self.d0!r} is not a difficulty; expected a level such as '16' or '5x5'")
         _at_least(self, ("num_d0_examples",), 1)
 
 
@@ -316,6 +320,17 @@ class SelfImproveArguments:
     )
 
     def __post_init__(self):
+        for name in (
+            "schedule",
+            "decode_precision",
+            "label_cache_implementation",
+            "vote_labels",
+            "precision",
+        ):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(
+                    f"{name}: {getattr(self, name)!r} is not a name; give one, e.g. {name}: <name>"
+                )
         if self.round is not None and self.rounds is not None:
             raise ValueError(
                 f"round: {self.round} and rounds: {self.rounds!r}: give either round or rounds, not both"
@@ -339,6 +354,15 @@ class SelfImproveArguments:
         )
         if self.rounds is not None:
             self.round_range(0)  # refuses a malformed A:B now
+        last = self.round if self.round is not None else (self.round_range(0)[1] if self.rounds else None)
+        if last is not None and last > self.num_rounds:
+            which = f"round: {self.round}" if self.round is not None else f"rounds: {self.rounds!r}"
+            raise ValueError(f"{which} goes past num_rounds: {self.num_rounds}; raise num_rounds to run it")
+        if self.round_warmup_steps + self.round_decay_steps > self.round_max_steps:
+            raise ValueError(
+                f"round_warmup_steps: {self.round_warmup_steps} + round_decay_steps: {self.round_decay_steps} "
+                f"exceed round_max_steps: {self.round_max_steps}; expected warmup + decay <= round_max_steps"
+            )
         if self.resume_from is not None and not self.resume_from.strip():
             raise ValueError("resume_from: '' names no round; give user/name@round-N or a local round path")
         for name in ("vote_threshold", "accelerate_threshold"):
@@ -418,8 +442,16 @@ class SITrainingArguments(TrainingArguments):
 
 
 def check_training_arguments(args: TrainingArguments) -> None:
-    """Refuse the TrainingArguments fields the round loop sets itself, saying what to use instead,
-    rather than drop them silently. (Checked once per run: the loop's own per-round copies set bf16.)"""
+    """Every TrainingArguments field si-hf reads, checked before any work: the fields the round loop sets
+    itself are refused (saying what to use instead, rather than dropping them silently), the save cadence
+    and the ranges of what round 0 trains with. (Checked once per run: the loop's own per-round copies
+    set bf16.)"""
+    _refuse_loop_owned(args)
+    _check_save_steps(args)
+    _check_training_ranges(args)
+
+
+def _refuse_loop_owned(args: TrainingArguments) -> None:
     refused = {
         "push_to_hub": (
             bool(args.push_to_hub),
@@ -451,6 +483,9 @@ def check_training_arguments(args: TrainingArguments) -> None:
         if is_set:
             shown = "<hidden>" if name == "hub_token" else repr(getattr(args, name))
             raise ValueError(f"{name}={shown} is not used by si-hf: {instead}")
+
+
+def _check_save_steps(args: TrainingArguments) -> None:
     steps = args.save_steps
     if isinstance(steps, bool) or not (steps == 0 or 0 < steps < 1 or (steps >= 1 and steps == int(steps))):
         raise ValueError(
@@ -461,3 +496,35 @@ def check_training_arguments(args: TrainingArguments) -> None:
         raise ValueError(
             "save_strategy='steps' with save_steps=0: set save_steps: N (> 0) for in-round checkpoints"
         )
+
+
+MAX_SEED = 2**31 - 1_000_000  # numpy and torch take seeds < 2**32; rounds add 1000 * member + round
+
+
+def _check_training_ranges(args: TrainingArguments) -> None:
+    if not isinstance(args.output_dir, str) or not args.output_dir.strip():
+        raise ValueError(f"output_dir: {args.output_dir!r} names no folder; give the run's own folder")
+    if args.max_steps is None or args.max_steps < 1:
+        raise ValueError(
+            f"max_steps: {args.max_steps!r} must be an int >= 1: round 0 trains a number of optimizer steps"
+        )
+    _at_least(args, ("per_device_train_batch_size", "gradient_accumulation_steps"), 1)
+    if not isinstance(args.seed, int) or not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"seed: {args.seed!r} must be an int in 0..{MAX_SEED}")
+    if not args.learning_rate > 0:
+        raise ValueError(f"learning_rate: {args.learning_rate!r} must be > 0")
+    for name in ("warmup_steps", "weight_decay", "max_grad_norm"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"{name}: {getattr(args, name)!r} must be >= 0")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(args, name) < 1:
+            raise ValueError(f"{name}: {getattr(args, name)!r} is not in [0, 1)")
+    scheduler = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    decay = (args.lr_scheduler_kwargs or {}).get("num_decay_steps")
+    if scheduler == "warmup_stable_decay" and decay is not None:
+        warmup = args.warmup_steps if args.warmup_steps >= 1 else args.warmup_steps * args.max_steps
+        if not isinstance(decay, int) or decay < 0 or warmup + decay > args.max_steps:
+            raise ValueError(
+                f"lr_scheduler_kwargs.num_decay_steps: {decay!r} with warmup_steps: {args.warmup_steps!r} does "
+                f"not fit in max_steps: {args.max_steps}; expected an int >= 0 with warmup + decay <= max_steps"
+            )

@@ -34,6 +34,37 @@ def resume_sources(spec: str, num_members: int, cache_dir: str) -> list[ResumeSo
     return [resolve_resume(spec, cache_dir=cache_dir, member=m) for m in range(num_members)]
 
 
+NATIVE_TYPES = ("si_llama", "smollm3", "llama")  # what si-hf trains and publishes
+
+
+def check_sources(sources: list[ResumeSource] | None, task, tokenizer, model_args) -> None:
+    """A resume source fits the run: a round of the same task, a model of the family si-hf trains with
+    the run's tokenizer's vocabulary, the run's position encoding. Each mismatch is named."""
+    from transformers import AutoConfig
+
+    for src in sources or []:
+        where = f"resume_from: {src.source!r}"
+        if src.info.get("task") not in (None, task.name):
+            raise ValueError(
+                f"{where} is a round of task {src.info.get('task')!r}; this run's task is {task.name!r}"
+            )
+        config = AutoConfig.from_pretrained(src.model_path)
+        if config.model_type not in NATIVE_TYPES:
+            raise ValueError(
+                f"{where}: its model is a {config.model_type!r}; expected one of {list(NATIVE_TYPES)}"
+            )
+        if config.vocab_size != len(tokenizer):
+            raise ValueError(
+                f"{where}: its model has {config.vocab_size} token embeddings; this run's tokenizer "
+                f"{tokenizer.name_or_path!r} has {len(tokenizer)} tokens"
+            )
+        own = "nope" if config.model_type == "smollm3" else getattr(config, "position_encoding", "rope")
+        if model_args.position_encoding not in (None, own):
+            raise ValueError(
+                f"{where}: its model uses position encoding {own!r}; this run asks for {model_args.position_encoding!r}"
+            )
+
+
 def recorded_sources(store: Store, num_members: int, cache_dir: str) -> list[ResumeSource] | None:
     """The resume source a run recorded in its first round: a continued run keeps starting from it."""
     done = store.completed_rounds(member=0)

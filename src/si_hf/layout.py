@@ -15,6 +15,7 @@ reproduce) finds them here::
         runs/member-0/                tracker logs (TensorBoard)
         resume/                       the cache of a --resume_from source
         .si_hf.lock, .si_hf.holder.json   the run lock and who holds it
+        si_hf_store.json              the store marker: this folder is an si-hf store
 
 On the Hub a round is branch `round-3` of the dataset and model repos; a k-member run keeps member m
 under `member-m/` (dataset config `member-m`, model subfolder `member-m`).
@@ -37,6 +38,21 @@ PARQUET = "train-00000-of-00001.parquet"
 LABELS, LABEL_INFO, TRAINER = "labels", "label_info.json", "trainer"
 TRACKER_LOGS, RESUME_CACHE, REPORT = "runs", "resume", "report"
 LOCK, HOLDER = ".si_hf.lock", ".si_hf.holder.json"
+STORE_MARKER = "si_hf_store.json"  # written into an output_dir when a run first claims it
+# Every name the store writes at the top of an output_dir: it never writes any other.
+STORE_NAMES = (
+    ROUNDS,
+    WORK,
+    METRICS,
+    README,
+    HEATMAP,
+    TRACKER_LOGS,
+    RESUME_CACHE,
+    REPORT,
+    LOCK,
+    HOLDER,
+    STORE_MARKER,
+)
 # What the store may write beside a round's data and at the top of a run: its pages (cards, figures).
 ROUND_PAGES = (f"{DATASET}/{README}", f"{MODEL}/{README}", f"{MODEL}/{HEATMAP}")
 RUN_PAGES = (README, HEATMAP)
@@ -137,6 +153,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / METRICS
+
+    @property
+    def store_marker(self) -> Path:
+        return self.root / STORE_MARKER
 
     @property
     def lock(self) -> Path:

@@ -43,11 +43,18 @@ def _check_entry(entry, where: str) -> tuple[int, int]:
         raise ValueError(
             f"{where}: expected non-negative int 'round' and 'member', got round={r!r} member={m!r}"
         )
-    if not isinstance(entry.get("accuracy"), dict):
+    accuracy = entry.get("accuracy")
+    if not isinstance(accuracy, dict):
         raise ValueError(
             f"{where} (round {r} member {m}): expected 'accuracy': {{difficulty: exact match}}, "
-            f"got {entry.get('accuracy')!r:.100}"
+            f"got {accuracy!r:.100}"
         )
+    for key, value in accuracy.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(
+                f"{where} (round {r} member {m}): accuracy of difficulty {key!r} is {value!r}; expected a "
+                "share in [0, 1]"
+            )
     return r, m
 
 
@@ -65,6 +72,18 @@ def supervised_keys(info: dict) -> list[str]:
     except ValueError:
         return []
     return [task.difficulty_key(d) for d in task.d0_difficulties(task.parse_difficulty(args.d0))]
+
+
+def _round_info(paths: RunPaths, r: int, m: int) -> dict:
+    """The info of a round the run's metrics.json lists, its own files checked (a truncated or missing
+    marker or metrics.json is named, not read past)."""
+    from si_hf.store.verify import read_json
+
+    folder = paths.round(r, m)
+    if not folder.root.is_dir():
+        raise ValueError(f"{paths.metrics} lists round {r} member {m}, but {folder.root} does not exist")
+    read_json(folder.metrics, r)
+    return read_json(folder.marker, r).get("info", {})
 
 
 class RunResults:
@@ -107,9 +126,7 @@ class RunResults:
         records = []
         for i, entry in enumerate(entries):
             r, m = _check_entry(entry, f"{path} entry {i}")
-            marker = paths.round(r, m).marker
-            info = json.loads(marker.read_text()).get("info", {}) if marker.is_file() else {}
-            records.append(Record(r, m, entry, info))
+            records.append(Record(r, m, entry, _round_info(paths, r, m)))
         return cls(records, source=str(root))
 
     @classmethod

@@ -37,7 +37,7 @@ from si_hf.distributed import whole_models
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table
 from si_hf.experiment import config_snapshot
 from si_hf.filtering import voting
-from si_hf.history import RoundHistory, recorded_sources, resume_sources
+from si_hf.history import RoundHistory, check_sources, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
 from si_hf.layout import TRAINER, RunPaths
 from si_hf.modeling import add_lora, build_model, merge_lora
@@ -53,7 +53,7 @@ from si_hf.round_data import (
     same_label_settings,
     sample_round_prompts,
 )
-from si_hf.schedules import check_planned_rounds, eval_levels, round_difficulties
+from si_hf.schedules import eval_levels, round_difficulties
 from si_hf.schema import ROUND_FEATURES
 from si_hf.store import open_store
 from si_hf.tokenization import get_tokenizer
@@ -111,6 +111,7 @@ class SelfImprovementRun:
 
     # ---- the loop ----
     def run(self) -> None:
+        self.store.local.claim()  # every process: an output_dir that is not a store is refused by all
         # One run per output directory: the main process holds the lock until the run ends.
         with self.store.local.lock() if self.state.is_main_process else contextlib.nullcontext():
             first, last = self.preflight()
@@ -129,12 +130,12 @@ class SelfImprovementRun:
             sources = resume_sources(self.si.resume_from, self.si.num_members, cache)
         else:  # a run that started from someone else's round keeps starting from it
             sources = recorded_sources(self.store, self.si.num_members, cache)
+        check_sources(sources, self.task, self.tokenizer, self.model_args)
         self.history = RoundHistory(self.store, sources, self.si.num_members)
         self.history.check_contiguous()
         snapshot = config_snapshot(self.task_args, self.si, self.model_args, self.train_args)
         self.history.check_config(snapshot, allow_change=self.si.allow_config_change)
         first, last = self.si.round_range(self.history.first_incomplete())
-        check_planned_rounds(self.task, self.si, self.d0, last)
         if first > 0 and not self.history.exists(first - 1):
             raise ValueError(
                 f"round {first - 1} is missing in {self.output_dir} (needed to start round {first}); "
@@ -356,26 +357,63 @@ def run(task_args, si, model_args, train_args) -> SelfImprovementRun:
     return runner
 
 
-def _plugins_named(argv) -> list[str]:
+def _config_file(path: str) -> dict:
+    """The --config recipe as a mapping, or an error naming the file and what is wrong with it."""
+    import yaml
+
+    where = Path(path)
+    if not where.exists():
+        raise ValueError(f"--config: {path!r} does not exist; expected a YAML recipe")
+    if not where.is_file():
+        raise ValueError(f"--config: {path!r} is a folder; expected a YAML recipe file")
+    try:
+        config = yaml.safe_load(where.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--config: {path!r} is not UTF-8 text ({e}); expected a YAML recipe") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"--config: {path!r} is not valid YAML ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"--config: {path!r} holds {type(config).__name__}; expected a mapping of option: value"
+        )
+    return config
+
+
+def checked_argv(argv) -> list[str]:
+    """The command line with `--key=value` split, refused when a flag is given twice or --config names
+    no readable YAML mapping (TrlParser would fail on each with an error that names nothing)."""
+    import sys
+
+    out = []
+    for token in list(sys.argv[1:] if argv is None else argv):
+        out += token.split("=", 1) if token.startswith("--") and "=" in token else [token]
+    flags = [(t, out[i + 1] if i + 1 < len(out) else "") for i, t in enumerate(out) if t.startswith("--")]
+    names = [f for f, _ in flags]
+    for name in dict.fromkeys(f for f in names if names.count(f) > 1):
+        values = ", ".join(v for f, v in flags if f == name)
+        raise ValueError(f"{name} is given more than once ({values}); give each flag once")
+    if "--config" in out:
+        i = out.index("--config")
+        if i + 1 >= len(out) or out[i + 1].startswith("--"):
+            raise ValueError(
+                "--config needs the path of a YAML recipe, e.g. --config recipes/copy/config_cpu.yaml"
+            )
+        _config_file(out[i + 1])
+    return out
+
+
+def _plugins_named(argv: list[str]) -> list[str]:
     """The `plugins` a command line names, on it (`--plugins a b`) or in its --config YAML: they are
     imported before the parser is built, so --help and the validation know what they register."""
     import argparse
-    import sys
-
-    import yaml
 
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", default=None)
     pre.add_argument("--plugins", nargs="*", default=None)
-    known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    known, _ = pre.parse_known_args(argv)
     found = []
     if known.config is not None:
-        try:
-            with open(known.config) as f:
-                config = yaml.safe_load(f)
-        except (OSError, ValueError):
-            config = None  # TrlParser reports the config file itself
-        plugins = config.get("plugins") if isinstance(config, dict) else None
+        plugins = _config_file(known.config).get("plugins")
         found += [plugins] if isinstance(plugins, str) else list(plugins or [])
     return found + list(known.plugins or [])
 
@@ -384,6 +422,7 @@ def parse_args(argv=None):
     """The run's four argument classes from a YAML recipe and CLI overrides, validated (`si_hf.validation`)."""
     from trl import TrlParser
 
+    argv = checked_argv(argv)
     load_plugins(_plugins_named(argv))
     parser = TrlParser((TaskArguments, SelfImproveArguments, ModelArguments, SITrainingArguments))
     describe_registered(parser)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from si_hf import atomic, tables
 from si_hf.results import RunResults
+from si_hf.store.errors import DamagedRoundError
 from si_hf.tables import pct
 from si_hf.tasks import difficulty_sort_key
 
@@ -133,17 +134,41 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.threshold <= 1:
         parser.error(f"--threshold {args.threshold} is not in (0, 1]")
+    if args.output is not None:
+        try:
+            check_output_file(args.output, "--output")
+        except ValueError as e:
+            parser.error(str(e))
+    resolved = [str(Path(d).resolve()) for d in args.run_dirs]
+    twice = sorted({d for d, r in zip(args.run_dirs, resolved) if resolved.count(r) > 1})
+    if twice:
+        parser.error(f"{', '.join(twice)}: the same run given more than once; give each run once")
     runs = {}
     for name, d in zip(_names(args.run_dirs), args.run_dirs):
         try:
             runs[name] = RunResults.from_output_dir(d)
-        except ValueError as e:
+        except (ValueError, DamagedRoundError) as e:
             parser.error(str(e))  # exits 2 with the usage and the message
+    tasks = {name: res.task for name, res in runs.items()}
+    if len(set(tasks.values())) > 1:
+        shown = ", ".join(f"{name}: {task}" for name, task in tasks.items())
+        parser.error(
+            f"the runs are of different tasks ({shown}); a summary puts runs of one task side by side"
+        )
     text = summary_markdown(runs, args.threshold)
     print(text, end="")
     if args.output:
         atomic.write_text(args.output, text)
     return 0
+
+
+def check_output_file(path: str, key: str) -> None:
+    """An output file path that can be written: not a folder, its folder existing."""
+    where = Path(path)
+    if where.is_dir():
+        raise ValueError(f"{key}: {path} is a folder; expected the path of a file to write")
+    if not where.parent.is_dir():
+        raise ValueError(f"{key}: {where.parent} does not exist; create it or pick another path")
 
 
 if __name__ == "__main__":

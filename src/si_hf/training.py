@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 
-from transformers import Trainer
+import torch
+from transformers import Trainer, TrainerCallback
 
 from si_hf.checkpoints import checkpoint_step, resume_checkpoint, training_settings
 from si_hf.data import D0Pool, mix_rounds
@@ -114,11 +116,47 @@ def train_round(model, args, train_dataset, collator, tokenizer, callbacks=()) -
     }
 
 
+class DivergedError(RuntimeError):
+    """A round's training produced a non-finite loss or weights: nothing of the round is published."""
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops training at the first logged loss that is not finite, and remembers the step and loss."""
+
+    def __init__(self):
+        self.step, self.loss = None, None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if self.step is None and isinstance(loss, int | float) and not math.isfinite(loss):
+            self.step, self.loss = state.global_step, loss
+            control.should_training_stop = True
+
+
+def check_finite(model, out, guard: DivergenceGuard, args) -> None:
+    """Raise DivergedError naming the step, the loss and the round's work folder when the loss or a
+    weight is not finite: such a model must never be published nor label the next round."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if guard.step is None and not bad and math.isfinite(out.training_loss):
+        return
+    found = [f"loss {guard.loss} at step {guard.step}"] if guard.step is not None else []
+    if not math.isfinite(out.training_loss) and guard.step is None:
+        found.append(f"mean loss {out.training_loss}")
+    if bad:
+        found.append(f"{len(bad)} weight tensors not finite after training (first: {bad[0]})")
+    raise DivergedError(
+        f"training diverged ({'; '.join(found)}) in {args.output_dir}, learning_rate {args.learning_rate}: "
+        "nothing of this round is published; lower the learning rate (or raise the warmup) and rerun"
+    )
+
+
 def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_from_checkpoint=None):
     """Trainer.train on `train_dataset`; returns the bare trained model, whole in every process (no
     accelerate wrapper, and under DeepSpeed gathered back from its shards: `si_hf.distributed`), the
-    TrainOutput and seconds."""
+    TrainOutput and seconds. A non-finite loss stops training and raises DivergedError, as do
+    non-finite weights at the end."""
     twin = untrained_twin(model, args)  # before anything below touches the model
+    guard = DivergenceGuard()
     # Without a KV cache: transformers builds the block-diagonal mask of packed batches from their
     # position_ids only when no cache is passed (training has no use for one). Generation needs it
     # back afterwards (Trainer itself may switch it off, so it is read first).
@@ -129,7 +167,7 @@ def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_
         train_dataset=train_dataset,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, guard],
     )
     try:
         t0 = time.perf_counter()
@@ -137,4 +175,6 @@ def train(model, args, train_dataset, collator, tokenizer, callbacks=(), resume_
         seconds = time.perf_counter() - t0
     finally:
         model.config.use_cache = use_cache
-    return trained_model(trainer, twin), out, seconds
+    trained = trained_model(trainer, twin)
+    check_finite(trained, out, guard, args)
+    return trained, out, seconds

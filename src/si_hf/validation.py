@@ -15,7 +15,7 @@ from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
 from si_hf.labeling import CACHE_IMPLEMENTATIONS, check_cache_implementation
 from si_hf.precision import DECODE_PRECISIONS, PRECISIONS, check_decode_precision, check_precision
 from si_hf.registry import load_plugins
-from si_hf.schedules import SCHEDULES, check_compatible
+from si_hf.schedules import SCHEDULES, check_compatible, check_planned_rounds
 from si_hf.tasks import TASKS, Task, task_from_args
 from si_hf.tasks.addition import D0_OPERAND_LENGTHS
 
@@ -73,6 +73,7 @@ def validate(task_args, si, model_args, train_args) -> Task:
     if schedule.validate is not None:
         schedule.validate(si, task)
     check_filters(si, task)
+    check_planned_rounds(task, si, task.parse_difficulty(task_args.d0), si.round_range(0)[1])
     check_training_arguments(train_args)
     return task
 

@@ -21,6 +21,7 @@ from si_hf import atomic, tables
 from si_hf.layout import RunPaths, member_dirname, revision
 from si_hf.publishing import figures
 from si_hf.results import RunResults, accuracy_markdown
+from si_hf.store.errors import DamagedRoundError
 
 REPORT = "report.md"
 
@@ -190,9 +191,11 @@ def main(argv=None) -> int:
     parser.add_argument("run_dir", metavar="OUTPUT_DIR", help="the --output_dir of an si-hf run")
     parser.add_argument("--output_dir", default=None, help="where to write the report (OUTPUT_DIR/report)")
     args = parser.parse_args(argv)
+    if args.output_dir is not None and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        parser.error(f"--output_dir: {args.output_dir} is a file; expected a folder for the report")
     try:
         results = RunResults.from_output_dir(args.run_dir)
-    except ValueError as e:
+    except (ValueError, DamagedRoundError) as e:
         parser.error(str(e))  # exits 2 with the usage and the message
     path = _write(results, args.output_dir or RunPaths(args.run_dir).report)
     print(f"report: {path} (figures beside it)")

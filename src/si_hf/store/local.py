@@ -14,13 +14,18 @@ from si_hf import atomic
 from si_hf.layout import (
     DATA,
     DATASET,
+    HOLDER,
     LABEL_INFO,
     LABELS,
+    LOCK,
     MARKER,
     METRICS,
     MODEL,
     PARQUET,
+    ROUNDS,
+    STORE_MARKER,
     TRAINER,
+    WORK,
     RunPaths,
     check_address,
     member_path,
@@ -74,8 +79,28 @@ class LocalStore:
         self.pages = pages
 
     def lock(self) -> RunLock:
-        """The run's hold on this folder (`with store.local.lock(): ...`); see `si_hf.store.lock`."""
+        """The run's hold on this folder (`with store.local.lock(): ...`; see `si_hf.store.lock`), once
+        the folder is known to be this store or empty (`claim`): nothing of a user's is written over."""
+        self.claim()
         return RunLock(self.root)
+
+    def claim(self) -> None:
+        """Refuse, before anything is written, an output_dir that is not an si-hf store: one that exists
+        and holds files but none of what only si-hf writes (the store marker, the run lock, `rounds/`,
+        `work/`: a store of an older si-hf has no marker). A README.md or metrics.json alone may be the
+        user's own."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"output_dir: {self.root} is a file; expected a folder for the run's store")
+        if not self.root.is_dir():
+            return
+        entries = sorted(p.name for p in self.root.iterdir())
+        if not entries or set(entries) & {STORE_MARKER, LOCK, HOLDER, ROUNDS, WORK}:
+            return
+        shown = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+        raise ValueError(
+            f"output_dir: {self.root} holds files that are not an si-hf store ({shown}); si-hf would write "
+            "README.md, metrics.json and more there: pick an empty or new folder"
+        )
 
     def recover(self) -> None:
         """Undo what a killed run left half-done (`si_hf.atomic.recover_dirs`). Only call it holding the

@@ -18,7 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from si_hf import atomic
-from si_hf.layout import HOLDER, LOCK, ROUNDS, WORK
+from si_hf.layout import HOLDER, LOCK, ROUNDS, STORE_MARKER, WORK
 
 from .errors import StoreLockedError
 
@@ -64,6 +64,8 @@ class RunLock:
             "command": " ".join(sys.argv),
         }
         atomic.write_json(self.root / HOLDER, holder, indent=None)
+        if not (self.root / STORE_MARKER).is_file():  # from now on the folder is an si-hf store
+            atomic.write_json(self.root / STORE_MARKER, {"store": "si-hf", "layout": 1})
 
     def release(self) -> None:
         if self._lock is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from si_hf.layout import DATA, HUB_SPEC, MARKER, METRICS, MODEL, member_dirname, revision
+from si_hf.layout import DATA, DATASET, HUB_SPEC, MARKER, METRICS, MODEL, member_dirname, revision
 from si_hf.schema import empty_round
 
 from .errors import HubError, check_hub_reachable, hub_errors
 from .local import read_parquet
+from .verify import check_round, check_weights, read_json
 
 
 @dataclass
@@ -47,13 +49,18 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
     if path.exists():
         root = path.parent if path.name == MODEL else path
         if not (root / MARKER).is_file():
-            raise ValueError(f"{spec!r} is not a published round: {root / MARKER} is missing")
-        marker = json.loads((root / MARKER).read_text())
-        sets = {
-            d["round"]: read_parquet(sorted((root.parent.parent / d["path"] / DATA).glob("*.parquet")))
-            for d in marker["datasets"]
-        }
-        metrics = json.loads((root / METRICS).read_text())
+            raise ValueError(f"resume_from: {spec!r} is not a published round: {root / MARKER} is missing")
+        named = re.fullmatch(r"round-(\d+)", root.parent.name)
+        # every file of the round, and the datasets of the earlier rounds it names, as they were published
+        marker = check_round(
+            root, int(named[1]) if named else read_json(root / MARKER, 0).get("round", 0), checksums=""
+        )
+        sets = {}
+        for d in marker["datasets"]:
+            source = root.parent.parent / d["path"]
+            check_round(source.parent, d["round"], checksums=f"{DATASET}/")
+            sets[d["round"]] = read_parquet(sorted((source / DATA).glob("*.parquet")))
+        metrics = read_json(root / METRICS, marker["round"])
         return ResumeSource(
             marker["round"], marker["member"], str(root / MODEL), sets, metrics, marker["info"], spec
         )
@@ -102,5 +109,6 @@ def _resolve_one(spec: str, cache_dir, member: int | None) -> ResumeSource:
                 raise
             sets[d["round"]] = empty_round()
     model_dir = str(Path(snap) / sub) if sub else snap
+    check_weights(Path(model_dir), marker, where=f"{repo}@{rev}")
     metrics = json.loads(Path(model_dir, METRICS).read_text())
     return ResumeSource(rnd, mem, model_dir, sets, metrics, marker["info"], spec)

@@ -86,3 +86,22 @@ def check_round(path: Path, round: int, *, checksums: str | None = None) -> dict
             if _sha256(path / name) != digest:
                 raise damaged(path / name, "changed since it was published (checksum differs)", round)
     return marker
+
+
+def check_weights(model_dir: Path, marker: dict, *, where: str) -> None:
+    """The weights of a round downloaded from the Hub (`model_dir`: the files of its `model/` folder):
+    readable, and equal to the SHA-256 the round recorded when it was published."""
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise DamagedRoundError(f"{where}: no weights file in {model_dir}; the round cannot be resumed")
+    recorded = marker.get("checksums") or {}
+    for f in files:
+        try:
+            safe_open(str(f), "pt").keys()
+        except Exception as e:  # safetensors raises its own types for truncated files
+            raise DamagedRoundError(f"{where}: {f.name} is unreadable ({type(e).__name__}: {e})") from None
+        digest = recorded.get(f"model/{f.name}")
+        if digest is not None and _sha256(f) != digest:
+            raise DamagedRoundError(f"{where}: {f.name} differs from the weights the round published")
