@@ -150,12 +150,29 @@ def completed_rounds(out: Path) -> int:
     return sum(1 for r, m in paths.published() if m == 0 and paths.round(r, m).marker.is_file())
 
 
+def execute(command: list[str]) -> None:
+    """One recipe run, as the README gives it (`accelerate launch ...`), from the repository root."""
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def si_hf(*args: str) -> None:
+    """An `si-hf` command (report, summary) in this process: they only read runs and write markdown."""
+    from si_hf.cli import main as cli
+
+    try:
+        status = cli(list(args))
+    except SystemExit as e:  # argparse's errors
+        status = e.code
+    if status != 0:
+        raise RuntimeError(f"si-hf {' '.join(args)} failed with exit status {status}")
+
+
 def run_one(run: dict) -> None:
     out: Path = run["output_dir"]
     link_members(run.get("members", {}))
     before = completed_rounds(out)
     t0 = time.perf_counter()
-    subprocess.run(run["command"], cwd=ROOT, check=True)
+    execute(run["command"])
     seconds = time.perf_counter() - t0
     if completed_rounds(out) > before:  # it trained something: its time means what it says
         record = {
@@ -166,24 +183,23 @@ def run_one(run: dict) -> None:
             "command": shlex.join(["accelerate", *run["command"][1:]]),
         }
         atomic.write_text(out / "wall.json", json.dumps(record, indent=2) + "\n")
-    subprocess.run([str(Path(sys.executable).parent / "si-hf"), "report", str(out)], cwd=ROOT, check=True)
+    si_hf("report", str(out))
 
 
 def summarise(runs: list[dict], output_dir: Path) -> list[Path]:
-    si_hf = str(Path(sys.executable).parent / "si-hf")
     written = []
     by_recipe: dict[tuple[str, str], list[Path]] = {}
     for run in runs:
         by_recipe.setdefault((run["task"], run["recipe"]), []).append(run["output_dir"])
     for (task, recipe), dirs in by_recipe.items():
         path = output_dir / task / variant(recipe) / "summary.md"
-        subprocess.run([si_hf, "summary", *map(str, dirs), "--output", str(path)], cwd=ROOT, check=True)
+        si_hf("summary", *map(str, dirs), "--output", str(path))
         written.append(path)
     for task in dict.fromkeys(run["task"] for run in runs):
         dirs = [d for (t, _), ds in by_recipe.items() if t == task for d in ds]
         if len({r for (t, r) in by_recipe if t == task}) > 1:
             path = output_dir / task / "contrast.md"
-            subprocess.run([si_hf, "summary", *map(str, dirs), "--output", str(path)], cwd=ROOT, check=True)
+            si_hf("summary", *map(str, dirs), "--output", str(path))
             written.append(path)
     return written
 

@@ -155,8 +155,12 @@ def test_mix_epoch_reads_d0_once_and_workers_split_its_shards(copy_task):
     multi = Counter(r["prompt"] for r in DataLoader(alone, batch_size=None, num_workers=2))
     assert multi == single == Counter(r["prompt"] for r in pool)  # each shard read by one worker
     too_few = mix_rounds(D0Pool(copy_task, 5, num_examples=100, seed=0), [], d0_weight=5, seed=1)
-    with pytest.raises(ValueError, match="dataloader_num_workers=2 is more than D_0's 1 shards"):
-        list(DataLoader(too_few, batch_size=None, num_workers=2))
+    workers = iter(DataLoader(too_few, batch_size=None, num_workers=2))
+    try:
+        with pytest.raises(ValueError, match="dataloader_num_workers=2 is more than D_0's 1 shards"):
+            list(workers)
+    finally:  # now, not when the garbage collector meets the failed iterator (10 s of worker joins)
+        workers._shutdown_workers()
 
 
 def test_mix_is_deterministic(copy_task):

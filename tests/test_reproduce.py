@@ -19,10 +19,22 @@ def load_script():
     return module
 
 
+def in_process(command: list[str]) -> None:
+    """A recipe run in this process (the launcher's command line is test_plan's business): the same
+    round loop without the start-up of two Python processes."""
+    from si_hf.cli import run
+
+    assert command[:2] == [command[0], "launch"] and "recipes/run_round.py" in command
+    assert run(command[command.index("recipes/run_round.py") + 1 :]) == 0
+
+
 @pytest.fixture
 def reproduce(monkeypatch, tmp_path):
-    """The script as a module, its task list replaced by a tiny copy contrast (none vs length)."""
+    """The script as a module, its task list replaced by a tiny copy contrast (none vs length), its runs
+    in this process."""
     module = load_script()
+    monkeypatch.setattr(module, "execute", in_process)
+    monkeypatch.chdir(ROOT)
     recipes = []
     for name, filters in (("config_tiny_none.yaml", ["none"]), ("config_tiny_length.yaml", ["length"])):
         path = tmp_path / name
