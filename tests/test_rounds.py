@@ -454,17 +454,17 @@ def test_two_processes_shard_labelling_and_publish_once(tmp_path):
 
 @pytest.mark.slow
 def test_copy_cpu_recipe_self_improves(tmp_path):
-    """The README's main job: the frontier moves. Thresholds with margin for the spread of the recipe's
-    seed (42) between CPUs (docs/results.md): the two lengths past the supervised range reach 95%, the
-    third 90%, and length 13 gains 20+ points over round 0."""
+    """The README's main job: the frontier moves. Thresholds with margin for the spread between seeds and
+    CPUs (docs/results.md: 13 ends at 99.6-100% under seeds 42-44): the three lengths past the supervised
+    range reach 95%, length 13 gains 30+ points over round 0, and 14 (labelled by no round) is past 80%."""
     out = tmp_path / "run"
     main(["--config", str(REPO / "recipes/copy/config_cpu.yaml"), "--output_dir", str(out)])
     rounds = json.loads((out / "metrics.json").read_text())
     assert [m["round"] for m in rounds] == [0, 1, 2, 3]
     first, last = rounds[0]["accuracy"], rounds[-1]["accuracy"]
     assert all(last[str(n)] >= 0.99 for n in range(1, 11))  # nothing forgotten
-    assert all(last[str(n)] >= 0.95 for n in (11, 12)) and last["13"] >= 0.90  # never labelled by a human
-    assert last["13"] >= first["13"] + 0.2 and last["14"] >= 0.5
+    assert [n for n in (11, 12, 13) if last[str(n)] < 0.95] == []  # never labelled by a human
+    assert last["13"] >= first["13"] + 0.3 and last["14"] >= 0.8
 
 
 @pytest.mark.parametrize(
