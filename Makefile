@@ -44,6 +44,7 @@ reproduce-%: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tasks.py
 	$(BIN)/python benchmarks/bench_labeling.py
+	$(BIN)/python benchmarks/bench_labeling.py --task copy --preset cpu --digits 12 -n 2000 --batch-sizes 500 --repeats 2
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_round_profile.py
 

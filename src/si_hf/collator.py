@@ -110,15 +110,19 @@ class PromptCompletionCollator:
             return self._packed(framed, max(self.pack_length, length))
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(framed), length), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(framed), length), dtype=torch.long)
-        labels = torch.full((len(framed), length), IGNORE_INDEX, dtype=torch.long)
-        for row, (ids, prompt_length) in enumerate(framed):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-            first = self._loss_start(prompt_length)
-            labels[row, first : len(ids)] = input_ids[row, first : len(ids)]
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        # Rows built as Python lists and turned into tensors once: per-row tensor writes cost more
+        # than the model's step on small batches.
+        pad, input_ids, attention_mask, labels = self.tokenizer.pad_token_id, [], [], []
+        for ids, prompt_length in framed:
+            fill, first = length - len(ids), self._loss_start(prompt_length)
+            input_ids.append(ids + [pad] * fill)
+            attention_mask.append([1] * len(ids) + [0] * fill)
+            labels.append([IGNORE_INDEX] * first + ids[first:] + [IGNORE_INDEX] * fill)
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "attention_mask": torch.tensor(attention_mask, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+        }
 
     def _packed(self, framed: list[tuple[list[int], int]], row_length: int) -> dict[str, torch.Tensor]:
         rows: list[list[tuple[list[int], int]]] = []
@@ -134,17 +138,20 @@ class PromptCompletionCollator:
         width = row_length - min(free)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        position_ids = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, examples in enumerate(rows):
-            start = 0
+        pad, input_ids, labels, position_ids = self.tokenizer.pad_token_id, [], [], []
+        for examples in rows:
+            row_ids, row_labels, row_positions = [], [], []
             for ids, prompt_length in examples:
-                end = start + len(ids)
-                input_ids[r, start:end] = torch.tensor(ids)
-                first = start + self._loss_start(prompt_length)
-                labels[r, first:end] = input_ids[r, first:end]
-                position_ids[r, start:end] = torch.arange(len(ids))
-                start = end
-            position_ids[r, start:] = torch.arange(width - start)  # the padding is a segment of its own
-        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+                first = self._loss_start(prompt_length)
+                row_ids += ids
+                row_labels += [IGNORE_INDEX] * first + ids[first:]
+                row_positions += range(len(ids))
+            fill = width - len(row_ids)
+            input_ids.append(row_ids + [pad] * fill)
+            labels.append(row_labels + [IGNORE_INDEX] * fill)
+            position_ids.append(row_positions + list(range(fill)))  # the padding is a segment of its own
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "position_ids": torch.tensor(position_ids, dtype=torch.long),
+        }
