@@ -50,3 +50,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache outputs
+
+# The avalanche laboratory's CPU experiments (docs/experiments.md; about an hour each, never in CI).
+experiment-%: $(STAMP)
+	$(BIN)/python scripts/experiments.py $(subst -,_,$*)

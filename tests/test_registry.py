@@ -57,7 +57,7 @@ def test_an_option_of_an_unused_entry_set_away_from_its_default_is_named():
 def test_every_built_in_is_registered():
     assert set(TASKS.names()) == {"reverse_addition", "forward_addition", "copy", "reverse_string",
                                   "multiplication", "maze_hops", "maze_nodes"}  # fmt: skip
-    assert FILTERS.names() == ["none", "finished", "length", "majority_vote", "verifier"]
+    assert FILTERS.names() == ["none", "finished", "length", "majority_vote", "oracle", "verifier"]
     assert SCHEDULES.names() == ["standard", "accelerated", "multiplication", "multiplication_accelerated"]
 
 

@@ -86,11 +86,15 @@ def test_generated_by_and_settings():
 
 
 def test_staged_settings_without_a_later_setting_count_as_its_old_value():
-    from si_hf.round_data import same_label_settings
+    from si_hf.round_data import LABEL_SETTINGS_ADDED_LATER, same_label_settings
 
-    current = {"levels": ["4"], "filters": ["none"], "decode_precision": "fp32", "plugin_options": None}
-    older = {"levels": ["4"], "filters": ["none"]}  # staged before both existed: fp32 labels, no plugins
+    current = {"levels": ["4"], "filters": ["none"], "decode_precision": "fp32", "plugin_options": None,
+               "oracle_false_accept": 0.0, "oracle_false_reject": 0.0, "label_source": "model",
+               "noise_kind": "uniform", "noise_fraction": 0.0, "noise_rounds": []}  # fmt: skip
+    assert set(current) - {"levels", "filters"} == set(LABEL_SETTINGS_ADDED_LATER)
+    older = {"levels": ["4"], "filters": ["none"]}  # staged before all of them existed: their old values
     assert same_label_settings(older, current) and same_label_settings(current, current)
     assert not same_label_settings(older, {**current, "decode_precision": "bf16"})
+    assert not same_label_settings(older, {**current, "noise_rounds": [2]})
     assert not same_label_settings({**older, "filters": ["length"]}, current)
     assert not same_label_settings(None, current)

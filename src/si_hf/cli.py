@@ -4,7 +4,8 @@
 `accelerate launch --config_file ... -m si_hf.cli run ...`; `si-hf compare A B` checks that two runs
 published the same rounds (labels, weights, metrics; timings aside); `si-hf report OUTPUT_DIR
 [--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.publishing.report`); `si-hf
-summary RUN_DIR ...` puts several runs side by side (`si_hf.summary`).
+summary RUN_DIR ...` puts several runs side by side (`si_hf.summary`); `si-hf analyze errors MODEL` says
+how an arithmetic model's wrong answers are wrong (`si_hf.anatomy`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ COMMANDS = {
     "compare": "compare two output directories round by round (exit 1 on any difference)",
     "report": "write a markdown report with PNG figures of a run (OUTPUT_DIR [--output_dir DIR])",
     "summary": "several runs side by side: seeds of a recipe, or a filter and its contrast (RUN_DIR ...)",
+    "analyze": "analyze errors MODEL: dropped and wrong digits of an arithmetic model's answers, per length",
 }
+ANALYSES = ("errors",)
 
 
 def _usage() -> str:
@@ -63,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         from si_hf.summary import main as summary_main
 
         return summary_main(rest)
+    if command == "analyze":
+        if not rest or rest[0] not in ANALYSES:
+            got = repr(rest[0]) if rest else "nothing"
+            print(f"si-hf analyze: got {got}; expected one of {list(ANALYSES)}, e.g. si-hf analyze errors MODEL",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        from si_hf.anatomy import main as errors_main
+
+        return errors_main(rest[1:])
     print(
         f"si-hf: unknown command {command!r}; expected one of {list(COMMANDS)}\n\n{_usage()}", file=sys.stderr
     )

@@ -167,7 +167,52 @@ class ModelArguments(ModelConfig):
 
 
 @dataclass
-class SelfImproveArguments:
+class LaboratoryArguments:
+    """The avalanche laboratory's instruments (docs/experiments.md): a graded oracle check, truth-labelled
+    control rounds, synthetic label noise (appendix B.6-B.7) and memorised mistakes (figure 26). Parsed
+    with `SelfImproveArguments`, which inherits them; their defaults leave the method as the paper runs it."""
+
+    oracle_false_accept: float = field(
+        default=0.0,
+        metadata={
+            "help": "oracle (a research instrument, never the method): keep each wrong label with this "
+            "probability q (1 keeps every finished label)."
+        },
+    )
+    oracle_false_reject: float = field(
+        default=0.0, metadata={"help": "oracle: drop each right label with this probability p."}
+    )
+    label_source: str = field(
+        default="model",
+        metadata={
+            "help": "model (the method: the previous round's models label greedily) or truth (a control: "
+            "the task's true answers; with noise_kind uniform the random-label experiment of B.7)."
+        },
+    )
+    noise_kind: str = field(
+        default="uniform",
+        metadata={
+            "help": "Label noise injected in noise_rounds (B.6.2): uniform, perturb, drop_digits or drop_perturb."
+        },
+    )
+    noise_fraction: float = field(
+        default=0.0, metadata={"help": "Fraction of a noise round's kept labels replaced (0-1)."}
+    )
+    noise_rounds: list[int] = field(
+        default_factory=list,
+        metadata={"help": "Rounds (>= 1) whose kept labels get noise, after the filters; [] = none."},
+    )
+    memorised_eval_examples: int = field(
+        default=500,
+        metadata={
+            "help": "Figure 26: after each round, the model answers up to this many wrong training labels of "
+            "every earlier round (share now right, share reproduced); 0 = off."
+        },
+    )
+
+
+@dataclass
+class SelfImproveArguments(LaboratoryArguments):
     # --- which rounds this invocation runs ---
     round: int | None = field(default=None, metadata={"help": "Run exactly this round (0 = supervised)."})
     rounds: str | None = field(
@@ -336,7 +381,7 @@ class SelfImproveArguments:
                 f"round: {self.round} and rounds: {self.rounds!r}: give either round or rounds, not both"
             )
         _at_least(self, ("round", "num_rounds", "round_warmup_steps", "round_decay_steps", "eval_beyond"), 0)
-        _at_least(self, ("min_round_examples",), 0)
+        _at_least(self, ("min_round_examples", "memorised_eval_examples"), 0)
         _at_least(
             self,
             (

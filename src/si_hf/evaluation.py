@@ -111,6 +111,9 @@ class EvalResult:
     end_valid: dict[str, float] | None = None
     finished: dict[str, float] = field(default_factory=dict)  # share of answers that ended with EOS
     skipped: dict[str, str] = field(default_factory=dict)
+    # figure 26: per earlier round k (str), the model on that round's wrong training labels
+    # {"n", "right", "reproduced"} (`memorised_mistakes`)
+    memorised: dict[str, dict] = field(default_factory=dict)
 
     @property
     def overall(self) -> float:
@@ -121,11 +124,13 @@ class EvalResult:
         out = {"accuracy": self.accuracy, "count": self.count, "finished": self.finished}
         if self.move_valid is not None:
             out.update(move_valid=self.move_valid, end_valid=self.end_valid)
+        if self.memorised:
+            out["memorised"] = self.memorised
         return {**out, "overall": self.overall, "skipped": self.skipped}
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
-        names = ("accuracy", "count", "move_valid", "end_valid", "finished", "skipped")
+        names = ("accuracy", "count", "move_valid", "end_valid", "finished", "skipped", "memorised")
         return cls(**{k: d[k] for k in names if k in d})
 
 
@@ -232,3 +237,47 @@ def format_table(results_by_round, *, metric: str = "accuracy") -> str:
         rows[name] = values[metric] or {}
     columns = sorted({k for r in rows.values() for k in r}, key=difficulty_sort_key)
     return tables.accuracy_grid(rows, columns)
+
+
+def memorised_mistakes(
+    model,
+    tokenizer,
+    task,
+    mistakes: dict[int, tuple[list[str], list[str], list[bool]]],
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+    cache_implementation: str = "dynamic",
+    decode_dtype: str = "fp32",
+) -> dict[str, dict]:
+    """Figure 26 ("we isolate incorrect self-generated samples and evaluate the model's performance on
+    them"): for each earlier round k, its wrong training labels as `(prompts, labels, finished)`, answered
+    greedily by `model`. Returns {str(k): {"n": how many, "right": share now answered correctly (complete
+    and true), "reproduced": share where the answer is the wrong label itself (same text, ended or not
+    alike)}}; rounds with no wrong label are left out."""
+    from si_hf.labeling import label
+
+    rounds = [k for k in sorted(mistakes) if mistakes[k][0]]
+    prompts = [p for k in rounds for p in mistakes[k][0]]
+    if not prompts:
+        return {}
+    predictions = label(
+        model,
+        tokenizer,
+        task,
+        prompts,
+        batch_size=batch_size,
+        progress=progress,
+        cache_implementation=cache_implementation,
+        decode_dtype=decode_dtype,
+        desc="memorised mistakes",
+    )
+    out, start = {}, 0
+    for k in rounds:
+        ps, labels, finished = mistakes[k]
+        preds = predictions[start : start + len(ps)]
+        start += len(ps)
+        right = sum(p.complete and bool(task.verify(q, p.text)) for q, p in zip(ps, preds))
+        same = sum(p.text == y and p.finished == f for p, y, f in zip(preds, labels, finished))
+        out[str(k)] = {"n": len(ps), "right": right / len(ps), "reproduced": same / len(ps)}
+    return out

@@ -9,6 +9,8 @@ one from a user's module). Built in:
 - `finished`: complete outputs only (EOS within the bound). Every filter but `none` implies it: a
   run-on output is no label for them.
 - `length`, `majority_vote`, `verifier`: see their functions.
+- `oracle`: the true answer decides, with a graded error rate (`oracle_stage`). A research instrument that
+  reads the ground truth, so never the method: it measures the floor an imperfect check sets.
 
 A filter is a *stage* (`stage(inputs, keep) -> keep`: a keep mask over one label per prompt, given the
 mask of the stages before it) or a *vote* (it turns k members' predictions into one label per prompt and
@@ -26,6 +28,7 @@ from si_hf.checks import is_int, require_int
 from si_hf.configs import SelfImproveArguments
 from si_hf.labeling import Prediction
 from si_hf.registry import Registry
+from si_hf.tasks.seeding import rng_for
 
 FILTERS = Registry("filter", key="filters")
 CHECKS = ("move", "end")
@@ -211,6 +214,30 @@ def _verifier_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
     return ok
 
 
+def oracle_stage(inputs: FilterInputs, keep: list[bool]) -> list[bool]:
+    """Keep a label exactly when it is the prompt's true answer (`task.verify`), then err on purpose: a
+    wrong label is kept with probability `oracle_false_accept` q, a right one dropped with probability
+    `oracle_false_reject` p. q = 1 keeps every finished label (what `finished` keeps); q = p = 0 is the
+    perfect check. Each draw is seeded by the prompt and the label, so the same label of the same prompt
+    gets the same decision on every machine and in every rerun."""
+    if inputs.task is None or inputs.prompts is None:
+        raise ValueError("the oracle filter needs task= and prompts=")
+    q, p = inputs.settings.oracle_false_accept, inputs.settings.oracle_false_reject
+    out = []
+    for prompt, pred in zip(inputs.prompts, inputs.predictions):
+        right = pred.complete and bool(inputs.task.verify(prompt, pred.text))
+        draw = rng_for(0, "oracle", prompt, pred.text).random()
+        out.append(draw >= p if right else draw < q)
+    return out
+
+
+def _check_oracle(settings, task) -> None:
+    for name in ("oracle_false_accept", "oracle_false_reject"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"{name}: {value!r}; expected a probability in [0, 1]")
+
+
 def _vote(predictions, settings, member: int | None) -> Vote:
     """Majority vote as the first stage: one candidate Prediction per prompt (the winner's)."""
     keep, info = majority_vote(predictions, settings.vote_threshold)
@@ -267,6 +294,14 @@ FILTERS.register(
     help="keep a label that at least ceil(vote_threshold * num_members) members give (section 5); comes first",
     options=("vote_threshold", "vote_labels"),
     validate=_check_vote,
+)
+FILTERS.register(
+    "oracle",
+    Filter(stage=oracle_stage),
+    help="the true answer decides, wrong labels kept with probability oracle_false_accept and right ones "
+    "dropped with oracle_false_reject (a research instrument that reads the ground truth, never the method)",
+    options=("oracle_false_accept", "oracle_false_reject"),
+    validate=_check_oracle,
 )
 FILTERS.register(
     "verifier",

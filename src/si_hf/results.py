@@ -173,6 +173,17 @@ class RunResults:
                 out[r] = _mean(values)
         return out
 
+    def memorised(self, member: int) -> dict[str, dict[int, float]]:
+        """Figure 26 for one member: {"round k right" / "round k reproduced": {evaluation round r: share}},
+        the model of round r on round k's wrong training labels (empty when no round measured it)."""
+        out: dict[str, dict[int, float]] = {}
+        for r in self.rounds:
+            x = self.record(r, member)
+            for k, shares in ((x.metrics.get("memorised") if x else None) or {}).items():
+                for what in ("right", "reproduced"):
+                    out.setdefault(f"round {k} {what}", {})[r] = shares[what]
+        return out
+
     def next_level(self, r: int, member: int) -> list[str]:
         """The level just past what round r labelled: n+1 for one-dimensional difficulties (figure 12);
         for multiplication, the pairs round r+1 labels (unknown for the last round: [])."""

@@ -34,7 +34,7 @@ import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
 from si_hf.collator import PromptCompletionCollator
 from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.distributed import whole_models
-from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table
+from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table, memorised_mistakes
 from si_hf.experiment import config_snapshot
 from si_hf.filtering import voting
 from si_hf.history import RoundHistory, check_sources, recorded_sources, resume_sources
@@ -45,16 +45,14 @@ from si_hf.precision import decode_dtype, precision_overrides
 from si_hf.publishing.pages import RunPages
 from si_hf.registry import load_plugins
 from si_hf.round_data import (
-    filter_by_level,
-    generated_by,
-    label_info,
     label_settings,
-    round_rows,
+    round_labels,
     same_label_settings,
     sample_round_prompts,
+    truth_predictions,
+    wrong_labels,
 )
 from si_hf.schedules import eval_levels, round_difficulties
-from si_hf.schema import ROUND_FEATURES
 from si_hf.store import open_store
 from si_hf.tokenization import get_tokenizer
 from si_hf.tracking import RunTracking
@@ -174,6 +172,8 @@ class SelfImprovementRun:
             model, training = self.train(r, m, labels[m].dataset)
             # evaluate on held-out prompts, from the easiest level to eval_beyond past the frontier
             result = self.evaluate(model, trained)
+            # and on the wrong labels it has trained on, round by round (figure 26)
+            result.memorised = self.memorised(model, r, m, labels[m].dataset)
             # publish dataset + checkpoint + metrics as one atomic round (the Hub too, when asked)
             self.publish(r, m, model, labels[m], result, training, trained)
 
@@ -203,10 +203,14 @@ class SelfImprovementRun:
         return sample_round_prompts(self.task, n, levels, seed=seed, round=r, member=m)
 
     def label(self, r: int, m: int, prompts: list[str]) -> tuple[list[list], list[int], float]:
-        """Predictions of every labelling model (all members when voting, else member m alone)."""
+        """Predictions of every labelling model (all members when voting, else member m alone); under
+        `label_source: truth` the true answers stand in for each one's."""
         labelers = list(range(self.si.num_members)) if voting(self.si.filters) else [m]
-        models = [self.model(r - 1, j) for j in labelers]
         t0 = time.perf_counter()
+        if self.si.label_source == "truth":
+            truth = truth_predictions(self.task, self.tokenizer, prompts)
+            return [truth for _ in labelers], labelers, time.perf_counter() - t0
+        models = [self.model(r - 1, j) for j in labelers]
         kwargs = {"batch_size": self.si.label_batch_size, "progress": not self.train_args.disable_tqdm}
         predictions = [
             label_across_processes(
@@ -217,22 +221,8 @@ class SelfImprovementRun:
         return predictions, labelers, time.perf_counter() - t0
 
     def filter(self, r, m, prompts, difficulties, predictions, labelers, seconds) -> Labels:
-        vote = voting(self.si.filters)
-        own = labelers.index(m) if vote and self.si.vote_labels == "own" else None
-        results = filter_by_level(self.si, self.task, prompts, difficulties, predictions, member=own)
-        who = generated_by(r - 1, m, labelers, vote)
-        rows = round_rows(
-            self.task,
-            r,
-            prompts,
-            difficulties,
-            results,
-            generated_by=who,
-            filter_name="+".join(self.si.filters),
-            member=m,
-        )
-        dataset = Dataset.from_dict(rows, features=ROUND_FEATURES)  # typed even when no label was kept
-        return Labels(dataset, label_info(rows, results, len(prompts) * len(labelers), seconds, who))
+        args = (self.task, self.si, r, m, prompts, difficulties, predictions, labelers, seconds)
+        return Labels(*round_labels(*args, seed=self.task_args.data_seed_base))
 
     def stage(self, r: int, m: int, labels: Labels, levels: list) -> None:
         settings = label_settings(self.task, self.si, levels)
@@ -276,6 +266,16 @@ class SelfImprovementRun:
         progress = self.state.is_main_process and not self.train_args.disable_tqdm
         decode = {"batch_size": self.si.eval_batch_size, "progress": progress, **self.decode}
         return evaluate_model(model, self.tokenizer, self.task, sets, **decode)
+
+    def memorised(self, model, r: int, m: int, current: Dataset | None) -> dict[str, dict]:
+        """Figure 26: member m's model of round r on the wrong labels of its rounds 1..r."""
+        if r == 0 or self.si.memorised_eval_examples == 0:
+            return {}
+        datasets = {k: current if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
+        mistakes = wrong_labels(datasets, self.si.memorised_eval_examples)
+        progress = self.state.is_main_process and not self.train_args.disable_tqdm
+        decode = {"batch_size": self.si.eval_batch_size, "progress": progress, **self.decode}
+        return memorised_mistakes(model, self.tokenizer, self.task, mistakes, **decode)
 
     def publish(self, r, m, model, labels: Labels, result: EvalResult, training: dict, trained) -> None:
         metrics = {

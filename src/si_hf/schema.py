@@ -21,6 +21,10 @@ ROUND_FEATURES = Features(
         "agreeing_members": List(Value("int64")),
         # the training target (completion + EOS) is the true answer; measured, never used to filter
         "oracle_correct": Value("bool"),
+        # synthetic noise (`noise_rounds`, appendix B.6.2): this label was replaced after the filters, and
+        # the label the filters kept (equal to completion when not injected)
+        "injected": Value("bool"),
+        "original_completion": Value("string"),
     }
 )
 ROUND_COLUMNS = tuple(ROUND_FEATURES)

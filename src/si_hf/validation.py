@@ -13,8 +13,10 @@ from __future__ import annotations
 from si_hf.configs import check_training_arguments
 from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
 from si_hf.labeling import CACHE_IMPLEMENTATIONS, check_cache_implementation
+from si_hf.noise import NOISE_KINDS, check_noise
 from si_hf.precision import DECODE_PRECISIONS, PRECISIONS, check_decode_precision, check_precision
 from si_hf.registry import load_plugins
+from si_hf.round_data import LABEL_SOURCES, check_label_source
 from si_hf.schedules import SCHEDULES, check_compatible, check_planned_rounds
 from si_hf.tasks import TASKS, Task, task_from_args
 from si_hf.tasks.addition import D0_OPERAND_LENGTHS
@@ -26,6 +28,8 @@ CHOICES = {
     "precision": PRECISIONS,
     "vote_labels": VOTE_LABELS,
     "d0_operand_lengths": D0_OPERAND_LENGTHS,
+    "noise_kind": NOISE_KINDS,
+    "label_source": LABEL_SOURCES,
 }
 # Options that name registered entries: --help lists what is registered.
 REGISTERED = {"task": TASKS, "schedule": SCHEDULES, "filters": FILTERS}
@@ -73,6 +77,8 @@ def validate(task_args, si, model_args, train_args) -> Task:
     if schedule.validate is not None:
         schedule.validate(si, task)
     check_filters(si, task)
+    check_label_source(si.label_source)
+    check_noise(si.noise_kind, si.noise_fraction, si.noise_rounds, num_rounds=si.num_rounds, task=task)
     check_planned_rounds(task, si, task.parse_difficulty(task_args.d0), si.round_range(0)[1])
     check_training_arguments(train_args)
     return task

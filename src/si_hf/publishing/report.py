@@ -8,6 +8,7 @@ Reads only what the store writes (`metrics.json`, the markers under `rounds/`) a
     grid.png                   multiplication: exact match over n x m after the last round (figures 7, 34)
     data_accuracy.png          data accuracy of each round's kept labels (section 7.1)
     data_vs_next.png           data accuracy of D_r against M_r's exact match one level further (figure 12)
+    memorised.png              each round's model on the wrong labels of earlier rounds: right / reproduced (figure 26)
     *-member-<m>.png           majority-vote runs: the same per member (the unsuffixed figures show the mean)
 """
 
@@ -45,7 +46,13 @@ def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
     multi = len(results.members) > 1
     # one member: its own figures; k members: the mean unsuffixed, then each member
     views = [None, *results.members] if multi else results.members
-    made: dict[str, list[Path]] = {"heatmap": [], "grid": [], "data_accuracy": [], "data_vs_next": []}
+    made: dict[str, list[Path]] = {
+        "heatmap": [],
+        "grid": [],
+        "data_accuracy": [],
+        "data_vs_next": [],
+        "memorised": [],
+    }
     for v in views:
         suffix = _suffix(v) if multi else ""
         name = (" (mean)" if v is None else f" (member {v})") if multi else ""
@@ -84,6 +91,18 @@ def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
                 ylabel="exact match of M_r one level past D_r",
             )
         )
+    for m in results.members:
+        series = results.memorised(m)
+        if series:
+            made["memorised"].append(
+                figures.lines(
+                    series,
+                    out / f"memorised{_suffix(m) if multi else ''}.png",
+                    title=f"{results.task}: the model of each round on earlier rounds' wrong labels"
+                    + (f" (member {m})" if multi else ""),
+                    ylabel="share of those prompts",
+                )
+            )
     return made
 
 
@@ -165,6 +184,13 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
             "y = x are rounds whose label errors cost the next level).\n\n"
         )
         parts.append(_figure_lines(made["data_vs_next"], "data accuracy vs. next-level exact match"))
+    if made["memorised"]:
+        parts.append(
+            "## Memorised mistakes\n\nEach round's model answers the wrong labels of every round it has "
+            "trained on: the share it now gets right and the share where it repeats the wrong label (paper "
+            "figure 26: repeated exposure tends to reinforce the errors rather than correct them).\n\n"
+        )
+        parts.append(_figure_lines(made["memorised"], "memorised mistakes"))
     parts.append("## Loading\n\n```python\n" + "\n".join(loading_lines(results)) + "\n```\n")
     return "\n".join(parts)
 

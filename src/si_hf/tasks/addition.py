@@ -14,6 +14,8 @@ D0_OPERAND_LENGTHS = ("independent", "equal", "equal_weighted")
 
 
 class _Addition(Task):
+    arithmetic = True
+
     def __init__(self, d0_operand_lengths: str = "independent"):
         if d0_operand_lengths not in D0_OPERAND_LENGTHS:
             raise ValueError(

@@ -48,6 +48,8 @@ class Task:
     # 1: a difficulty is one level (an int); 2: an (n, m) pair (multiplication). Schedules and
     # evaluation grids follow it.
     difficulty_dims: int = 1
+    # The answer is a number (its digits, as written): synthetic label noise (`si_hf.noise`) applies.
+    arithmetic: bool = False
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"

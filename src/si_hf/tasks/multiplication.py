@@ -43,6 +43,7 @@ _DIFFICULTY = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s*")
 class Multiplication(Task):
     name = "multiplication"
     difficulty_dims = 2
+    arithmetic = True
 
     def parse_difficulty(self, value):
         pair = None

@@ -1,0 +1,192 @@
+"""The avalanche laboratory's CPU experiments (docs/experiments.md): runs, then a table and a figure.
+
+`verifier_floor` (how good must the check be?): reverse addition at CPU scale
+(`recipes/reverse_addition/config_cpu_oracle.yaml`), one round 0 on 1-8 digits, then rounds 1-4 under the
+`oracle` filter with false-accept rate q for each q given: the same round-0 model, the same prompts, only
+the check differs. Every run is the round loop as a user runs it:
+
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/run_round.py \\
+        --config recipes/reverse_addition/config_cpu_oracle.yaml --seed S --round 0 --output_dir OUT/round0
+    accelerate launch ... --oracle_false_accept Q --resume_from OUT/round0/rounds/round-000/member-0 \\
+        --seed S --output_dir OUT/q-Q
+
+then `OUT/summary.md` holds, per q and round, the share of kept labels that are right, how many were
+kept, and the frontier (the longest length n such that every length 1..n is at >= 95%), and
+`OUT/verifier_floor.png` plots both. Every round also scores its model on the wrong labels it trained on
+(figure 26, `memorised` in the metrics; `si-hf report OUT/q-1` draws it).
+
+`random_labels` (appendix B.7: are self-made errors worse than random ones?): from the same round 0, the
+same rounds with `label_source: truth` and `noise_kind: uniform` in every round at the error rate of the
+q = 1 arm (the self-labels no check filtered), against that arm: labels of the same accuracy, whose
+errors are the model's own in one arm and random numbers in the other. Runs after `verifier_floor`.
+
+A finished run is not run again: rerunning resumes.
+
+    python scripts/experiments.py verifier_floor [--qs 0 0.05 0.2 0.5 1] [--seed 42] [--output_dir outputs/experiments]
+    python scripts/experiments.py random_labels [--seed 42] [--output_dir outputs/experiments]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORACLE_RECIPE = "recipes/reverse_addition/config_cpu_oracle.yaml"
+THRESHOLD = 0.95
+
+
+def launch(*args: str) -> None:
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "accelerate"), "launch", "--config_file", "accelerate_configs/cpu.yaml",
+               "recipes/run_round.py", *args]  # fmt: skip
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def frontier(accuracy: dict[str, float], threshold: float = THRESHOLD) -> int:
+    """The longest n such that every length 1..n is at >= threshold (0 when length 1 is not)."""
+    n = 0
+    while accuracy.get(str(n + 1), 0.0) >= threshold:
+        n += 1
+    return n
+
+
+def arm_rows(run: Path) -> list[dict]:
+    """Per round of a run: kept labels, their accuracy, the frontier."""
+    rows = []
+    for m in json.loads((run / "metrics.json").read_text()):
+        rows.append(
+            {
+                "round": m["round"],
+                "n_kept": m.get("n_kept"),
+                "data_accuracy": m.get("data_accuracy"),
+                "frontier": frontier(m["accuracy"]),
+                "accuracy": m["accuracy"],
+            }
+        )
+    return rows
+
+
+def verifier_floor(output_dir: Path, qs: list[float], seed: int) -> None:
+    out = output_dir / "verifier_floor" / f"seed-{seed}"
+    base = out / "round0"
+    launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--round", "0", "--output_dir", str(base))
+    source = base / "rounds" / "round-000" / "member-0"
+    arms = {}
+    for q in qs:
+        run = out / f"q-{q:g}"
+        t0 = time.perf_counter()
+        launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--oracle_false_accept", f"{q:g}",
+               "--resume_from", str(source), "--output_dir", str(run))  # fmt: skip
+        print(f"q={q:g}: {time.perf_counter() - t0:.0f} s", flush=True)
+        arms[q] = arm_rows(run)
+    round0 = frontier(json.loads((base / "metrics.json").read_text())[0]["accuracy"])
+    lines = [
+        f"# Verifier-quality floor: reverse addition, seed {seed}, round 0 frontier {round0}",
+        "",
+        "Per round: kept labels right (%), labels kept of 2000, frontier (longest n with 1..n at >= 95%).",
+        "",
+        "| q | " + " | ".join(f"round {r['round']}" for r in arms[qs[0]] if r["round"] > 0) + " |",
+        "|---|" + "---|" * sum(r["round"] > 0 for r in arms[qs[0]]),
+    ]
+    for q, rows in arms.items():
+        cells = [
+            f"{100 * r['data_accuracy']:.1f}% of {r['n_kept']}, frontier {r['frontier']}"
+            for r in rows
+            if r["round"] > 0 and r["data_accuracy"] is not None
+        ]
+        lines.append(f"| {q:g} | " + " | ".join(cells) + " |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(arms, round0, out / "verifier_floor.png", seed)
+
+
+def plot(arms: dict[float, list[dict]], round0: int, path: Path, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for q, rows in arms.items():
+        later = [r for r in rows if r["round"] > 0]
+        left.plot(
+            [r["round"] for r in later],
+            [100 * (r["data_accuracy"] or 0) for r in later],
+            "o-",
+            label=f"q={q:g}",
+        )
+        right.plot(
+            [0] + [r["round"] for r in later],
+            [round0] + [r["frontier"] for r in later],
+            "o-",
+            label=f"q={q:g}",
+        )
+    left.set(xlabel="round", ylabel="kept labels right (%)", title="label quality")
+    right.set(xlabel="round", ylabel="frontier (digits, all lengths up to it >= 95%)", title="reach")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    right.legend(title="false-accept rate", fontsize=8)
+    fig.suptitle(f"reverse addition, oracle filter with false-accept rate q (seed {seed})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def random_labels(output_dir: Path, qs: list[float], seed: int) -> None:
+    out = output_dir / "verifier_floor" / f"seed-{seed}"
+    self_labels = out / "q-1"
+    if not (self_labels / "metrics.json").is_file():
+        raise SystemExit(
+            f"{self_labels} has no run: run `scripts/experiments.py verifier_floor` (with q = 1) first"
+        )
+    arm = arm_rows(self_labels)
+    rounds = [r["round"] for r in arm if r["round"] > 0]
+    kept = [(r["data_accuracy"], r["n_kept"]) for r in arm if r["round"] > 0]
+    error = 1 - sum(a * n for a, n in kept) / sum(n for _, n in kept)
+    run = out / "truth-uniform"
+    launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--filters", "none", "--label_source", "truth",
+           "--noise_kind", "uniform", "--noise_fraction", f"{error:.4f}", "--noise_rounds", *map(str, rounds),
+           "--resume_from", str(out / "round0" / "rounds" / "round-000" / "member-0"), "--output_dir", str(run))  # fmt: skip
+    lines = [
+        f"# Random labels against self-labels of the same accuracy: reverse addition, seed {seed}",
+        "",
+        f"Self-labels: the q = 1 arm (every finished label kept). Random: truth labels with {100 * error:.1f}% "
+        "replaced by uniform noise in every round (the self-labels' error rate over rounds 1-4).",
+        "",
+        "| arm | " + " | ".join(f"round {r}" for r in rounds) + " |",
+        "|---|" + "---|" * len(rounds),
+    ]
+    for name, rows in (("self-labels", arm), ("random labels", arm_rows(run))):
+        cells = [
+            f"{100 * r['data_accuracy']:.1f}% right, frontier {r['frontier']}" for r in rows if r["round"] > 0
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    (out / "random_labels.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+EXPERIMENTS = {"verifier_floor": verifier_floor, "random_labels": random_labels}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("experiment", choices=list(EXPERIMENTS))
+    parser.add_argument("--qs", type=float, nargs="+", default=[0.0, 0.05, 0.2, 0.5, 1.0])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output_dir", type=Path, default=ROOT / "outputs" / "experiments")
+    args = parser.parse_args(argv)
+    bad = [q for q in args.qs if not 0 <= q <= 1]
+    if bad:
+        parser.error(f"--qs: {bad} are not probabilities in [0, 1]")
+    EXPERIMENTS[args.experiment](args.output_dir, args.qs, args.seed)
+
+
+if __name__ == "__main__":
+    main()

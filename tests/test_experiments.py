@@ -1,0 +1,68 @@
+"""scripts/experiments.py (`make experiment-<name>`): the laboratory's CPU experiments, wired end to end
+with the real recipe shrunk to a tiny model (the experiments themselves run outside CI)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from si_hf.cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+SHRINK = ["--preset", "tiny", "--num_d0_examples", "2000", "--max_steps", "10", "--warmup_steps", "2",
+          "--lr_scheduler_kwargs", '{"num_decay_steps": 4}', "--num_rounds", "2", "--examples_per_round", "40",
+          "--label_batch_size", "40", "--round_max_steps", "4", "--round_decay_steps", "2", "--d0", "2",
+          "--eval_examples_per_difficulty", "8", "--eval_batch_size", "64", "--eval_beyond", "1",
+          "--report_to", "none", "--disable_tqdm", "true", "--precision", "fp32"]  # fmt: skip
+
+
+@pytest.fixture
+def experiments(monkeypatch):
+    spec = importlib.util.spec_from_file_location("experiments", ROOT / "scripts" / "experiments.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def launch(*args):  # in this process, with the recipe shrunk; the flags are the script's own
+        calls.append(args)
+        assert run([*args, *SHRINK]) == 0
+
+    monkeypatch.setattr(module, "launch", launch)
+    return module, calls
+
+
+def test_frontier_is_the_longest_prefix_of_lengths_at_the_threshold(experiments):
+    module, _ = experiments
+    assert module.frontier({"1": 1.0, "2": 0.96, "3": 0.5, "4": 0.99}) == 2
+    assert module.frontier({"1": 0.9}) == 0 and module.frontier({}) == 0
+
+
+def test_verifier_floor_then_random_labels(experiments, tmp_path):
+    module, calls = experiments
+    module.main(["verifier_floor", "--qs", "0", "1", "--output_dir", str(tmp_path)])
+    out = tmp_path / "verifier_floor" / "seed-42"
+    assert calls[0][-4:] == ("--round", "0", "--output_dir", str(out / "round0"))
+    assert [c[c.index("--oracle_false_accept") + 1] for c in calls[1:]] == ["0", "1"]
+    for q in ("0", "1"):
+        rounds = json.loads((out / f"q-{q}" / "metrics.json").read_text())
+        assert [m["round"] for m in rounds] == [1, 2]  # round 0 comes from round0, resumed
+    perfect = json.loads((out / "q-0" / "metrics.json").read_text())
+    assert all(m["data_accuracy"] in (1.0, None) for m in perfect)  # q = 0 keeps right labels only
+    summary = (out / "summary.md").read_text()
+    assert "| 0 |" in summary and "| 1 |" in summary and (out / "verifier_floor.png").is_file()
+
+    module.main(["random_labels", "--output_dir", str(tmp_path)])
+    flags = calls[-1]
+    assert flags[flags.index("--label_source") + 1] == "truth" and "--noise_fraction" in flags
+    truth = json.loads((out / "truth-uniform" / "metrics.json").read_text())
+    assert [m["round"] for m in truth] == [1, 2]
+    assert "| random labels |" in (out / "random_labels.md").read_text()
+
+
+def test_random_labels_needs_the_self_label_arm(experiments, tmp_path):
+    module, _ = experiments
+    with pytest.raises(SystemExit, match="run `scripts/experiments.py verifier_floor`"):
+        module.main(["random_labels", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        module.main(["verifier_floor", "--qs", "1.5", "--output_dir", str(tmp_path)])
