@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quality demo bench reproduce tokenizer clean
+.PHONY: install test quality demo bench reproduce tokenizer clean experiments
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache outputs
 
-# The avalanche laboratory's CPU experiments (docs/experiments.md; about an hour each, never in CI).
+# The avalanche laboratory's CPU experiments (docs/experiments.md; never in CI): verifier_floor first, the others
+# start from its round 0. `make experiment-verifier-floor` runs one (dashes for underscores).
+experiments: $(STAMP)
+	$(BIN)/python scripts/experiments.py verifier_floor
+	$(BIN)/python scripts/experiments.py random_labels
+	$(BIN)/python scripts/experiments.py noise_threshold
+
 experiment-%: $(STAMP)
 	$(BIN)/python scripts/experiments.py $(subst -,_,$*)

@@ -20,8 +20,14 @@ same rounds with `label_source: truth` and `noise_kind: uniform` in every round 
 q = 1 arm (the self-labels no check filtered), against that arm: labels of the same accuracy, whose
 errors are the model's own in one arm and random numbers in the other. Runs after `verifier_floor`.
 
+`noise_threshold` (figure 25: how much noise does the loop survive, and which kind hurts most?): from
+the same round 0, rounds 1-3 with a perfect check (the `oracle` filter at q = 0, standing in for the
+near-perfect labels of the unanimous vote) and, in round 1, each noise kind injected into a share of the
+kept labels; the share 0 is the q = 0 arm of `verifier_floor`. Runs after it.
+
 A finished run is not run again: rerunning resumes.
 
+    python scripts/experiments.py noise_threshold [--fractions 0.1 0.3 0.6] [--kinds uniform perturb ...] [--seed 42]
     python scripts/experiments.py verifier_floor [--qs 0 0.05 0.2 0.5 1] [--seed 42] [--output_dir outputs/experiments]
     python scripts/experiments.py random_labels [--seed 42] [--output_dir outputs/experiments]
 """
@@ -170,7 +176,59 @@ def random_labels(output_dir: Path, qs: list[float], seed: int) -> None:
     print("\n".join(lines))
 
 
-EXPERIMENTS = {"verifier_floor": verifier_floor, "random_labels": random_labels}
+NOISE_KINDS = ("uniform", "perturb", "drop_digits", "drop_perturb")
+
+
+def noise_threshold(
+    output_dir: Path, fractions: list[float], seed: int, kinds=NOISE_KINDS, rounds: int = 3
+) -> None:
+    out = output_dir / "verifier_floor" / f"seed-{seed}"
+    clean = out / "q-0"
+    if not (clean / "metrics.json").is_file():
+        raise SystemExit(
+            f"{clean} has no run: run `scripts/experiments.py verifier_floor` (with q = 0) first"
+        )
+    source = out / "round0" / "rounds" / "round-000" / "member-0"
+    arms = {}
+    for kind in kinds:
+        for f in fractions:
+            run = output_dir / "noise_threshold" / f"seed-{seed}" / f"{kind}-{f:g}"
+            launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--num_rounds", str(rounds),
+                   "--noise_kind", kind, "--noise_fraction", f"{f:g}", "--noise_rounds", "1",
+                   "--resume_from", str(source), "--output_dir", str(run))  # fmt: skip
+            arms[(kind, f)] = arm_rows(run)
+    base = [r for r in arm_rows(clean) if r["round"] <= rounds]
+    last = base[-1]["round"]
+    lines = [
+        f"# Noise threshold: reverse addition, seed {seed}, noise in round 1, a perfect check after it",
+        "",
+        f"Frontier after round {last} (longest n with lengths 1..n at >= 95%), and in brackets the labels of "
+        "round 1 right (%), for each kind and share of round 1's kept labels replaced.",
+        "",
+        "| kind | " + " | ".join(f"share {f:g}" for f in [0.0, *fractions]) + " |",
+        "|---|" + "---|" * (len(fractions) + 1),
+    ]
+
+    def cell(rows):
+        end = next(r for r in rows if r["round"] == last)
+        first = next(r for r in rows if r["round"] == 1)
+        right = first["data_accuracy"]
+        return f"{end['frontier']} ({'no label kept' if right is None else f'{100 * right:.1f}%'})"
+
+    for kind in kinds:
+        lines.append(
+            f"| {kind} | {cell(base)} | " + " | ".join(cell(arms[(kind, f)]) for f in fractions) + " |"
+        )
+    path = output_dir / "noise_threshold" / f"seed-{seed}" / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+EXPERIMENTS = {
+    "verifier_floor": verifier_floor,
+    "random_labels": random_labels,
+    "noise_threshold": noise_threshold,
+}
 
 
 def main(argv=None) -> None:
@@ -179,12 +237,20 @@ def main(argv=None) -> None:
     )
     parser.add_argument("experiment", choices=list(EXPERIMENTS))
     parser.add_argument("--qs", type=float, nargs="+", default=[0.0, 0.05, 0.2, 0.5, 1.0])
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 0.6])
+    parser.add_argument("--kinds", nargs="+", choices=NOISE_KINDS, default=list(NOISE_KINDS))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_dir", type=Path, default=ROOT / "outputs" / "experiments")
     args = parser.parse_args(argv)
     bad = [q for q in args.qs if not 0 <= q <= 1]
     if bad:
         parser.error(f"--qs: {bad} are not probabilities in [0, 1]")
+    if args.experiment == "noise_threshold":
+        bad = [f for f in args.fractions if not 0 < f <= 1]
+        if bad:
+            parser.error(f"--fractions: {bad} are not shares in (0, 1]")
+        noise_threshold(args.output_dir, args.fractions, args.seed, args.kinds)
+        return
     EXPERIMENTS[args.experiment](args.output_dir, args.qs, args.seed)
 
 

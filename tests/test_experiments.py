@@ -24,9 +24,11 @@ def experiments(monkeypatch):
     spec.loader.exec_module(module)
     calls = []
 
-    def launch(*args):  # in this process, with the recipe shrunk; the flags are the script's own
+    def launch(*args):  # in this process, with the recipe shrunk where the script sets nothing itself
         calls.append(args)
-        assert run([*args, *SHRINK]) == 0
+        pairs = [SHRINK[i : i + 2] for i in range(0, len(SHRINK), 2)]
+        shrink = [x for flag, value in pairs if flag not in args for x in (flag, value)]
+        assert run([*args, *shrink]) == 0
 
     monkeypatch.setattr(module, "launch", launch)
     return module, calls
@@ -58,6 +60,16 @@ def test_verifier_floor_then_random_labels(experiments, tmp_path):
     truth = json.loads((out / "truth-uniform" / "metrics.json").read_text())
     assert [m["round"] for m in truth] == [1, 2]
     assert "| random labels |" in (out / "random_labels.md").read_text()
+
+    module.main(
+        ["noise_threshold", "--fractions", "0.5", "--kinds", "perturb", "--output_dir", str(tmp_path)]
+    )
+    noisy = tmp_path / "noise_threshold" / "seed-42"
+    rounds = json.loads((noisy / "perturb-0.5" / "metrics.json").read_text())
+    assert [m["round"] for m in rounds] == [1, 2, 3]
+    assert rounds[0]["n_injected"] == int(0.5 * rounds[0]["n_kept"] + 0.5)  # what the q = 0 check kept
+    assert [m["n_injected"] for m in rounds[1:]] == [0, 0]  # round 1 only
+    assert "| perturb |" in (noisy / "summary.md").read_text()
 
 
 def test_random_labels_needs_the_self_label_arm(experiments, tmp_path):
