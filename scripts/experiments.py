@@ -16,9 +16,11 @@ kept, and the frontier (the longest length n such that every length 1..n is at >
 (figure 26, `memorised` in the metrics; `si-hf report OUT/q-1` draws it).
 
 `random_labels` (appendix B.7: are self-made errors worse than random ones?): from the same round 0, the
-same rounds with `label_source: truth` and `noise_kind: uniform` in every round at the error rate of the
-q = 1 arm (the self-labels no check filtered), against that arm: labels of the same accuracy, whose
-errors are the model's own in one arm and random numbers in the other. Runs after `verifier_floor`.
+same rounds with `label_source: truth` and, in each round, `noise_kind: uniform` at that round's error
+rate of the q = 1 arm (the self-labels no check filtered), against that arm: labels of the same accuracy
+round by round, whose errors are the model's own in one arm and random numbers in the other. Each round
+is its own invocation (`--round r`, the noise fraction changing with `--allow_config_change`). Runs after
+`verifier_floor`.
 
 `noise_threshold` (figure 25: how much noise does the loop survive, and which kind hurts most?): from
 the same round 0, rounds 1-3 with a perfect check (the `oracle` filter at q = 0, standing in for the
@@ -135,8 +137,12 @@ def plot(arms: dict[float, list[dict]], round0: int, path: Path, seed: int) -> N
         )
     left.set(xlabel="round", ylabel="kept labels right (%)", title="label quality")
     right.set(xlabel="round", ylabel="frontier (digits, all lengths up to it >= 95%)", title="reach")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend(title="false-accept rate", fontsize=8)
     fig.suptitle(f"reverse addition, oracle filter with false-accept rate q (seed {seed})")
     fig.tight_layout()
@@ -150,22 +156,23 @@ def random_labels(output_dir: Path, qs: list[float], seed: int) -> None:
         raise SystemExit(
             f"{self_labels} has no run: run `scripts/experiments.py verifier_floor` (with q = 1) first"
         )
-    arm = arm_rows(self_labels)
-    rounds = [r["round"] for r in arm if r["round"] > 0]
-    kept = [(r["data_accuracy"], r["n_kept"]) for r in arm if r["round"] > 0]
-    error = 1 - sum(a * n for a, n in kept) / sum(n for _, n in kept)
+    arm = [r for r in arm_rows(self_labels) if r["round"] > 0]
     run = out / "truth-uniform"
-    launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--filters", "none", "--label_source", "truth",
-           "--noise_kind", "uniform", "--noise_fraction", f"{error:.4f}", "--noise_rounds", *map(str, rounds),
-           "--resume_from", str(out / "round0" / "rounds" / "round-000" / "member-0"), "--output_dir", str(run))  # fmt: skip
+    source = out / "round0" / "rounds" / "round-000" / "member-0"
+    for r in arm:  # one round at a time: its noise matches that round's self-label error rate
+        error = 1 - (r["data_accuracy"] or 0.0)  # None: the round kept no label
+        start = ("--resume_from", str(source)) if r["round"] == 1 else ("--allow_config_change", "true")
+        launch("--config", ORACLE_RECIPE, "--seed", str(seed), "--filters", "none", "--label_source", "truth",
+               "--noise_kind", "uniform", "--noise_fraction", f"{error:.4f}", "--noise_rounds", str(r["round"]),
+               "--round", str(r["round"]), *start, "--output_dir", str(run))  # fmt: skip
     lines = [
         f"# Random labels against self-labels of the same accuracy: reverse addition, seed {seed}",
         "",
-        f"Self-labels: the q = 1 arm (every finished label kept). Random: truth labels with {100 * error:.1f}% "
-        "replaced by uniform noise in every round (the self-labels' error rate over rounds 1-4).",
+        "Self-labels: the q = 1 arm of verifier_floor (every finished label kept). Random: each round's true "
+        "answers with the self-labels' share of wrong ones that round replaced by uniform noise.",
         "",
-        "| arm | " + " | ".join(f"round {r}" for r in rounds) + " |",
-        "|---|" + "---|" * len(rounds),
+        "| arm | " + " | ".join(f"round {r['round']}" for r in arm) + " |",
+        "|---|" + "---|" * len(arm),
     ]
     for name, rows in (("self-labels", arm), ("random labels", arm_rows(run))):
         cells = [

@@ -55,8 +55,11 @@ def test_verifier_floor_then_random_labels(experiments, tmp_path):
     assert "| 0 |" in summary and "| 1 |" in summary and (out / "verifier_floor.png").is_file()
 
     module.main(["random_labels", "--output_dir", str(tmp_path)])
-    flags = calls[-1]
-    assert flags[flags.index("--label_source") + 1] == "truth" and "--noise_fraction" in flags
+    random_arm = [c for c in calls if "--label_source" in c]
+    assert [c[c.index("--round") + 1] for c in random_arm] == ["1", "2"]  # one invocation per round
+    self_rounds = json.loads((out / "q-1" / "metrics.json").read_text())
+    fractions = [float(c[c.index("--noise_fraction") + 1]) for c in random_arm]
+    assert fractions == [pytest.approx(1 - (m["data_accuracy"] or 0.0), abs=1e-4) for m in self_rounds]
     truth = json.loads((out / "truth-uniform" / "metrics.json").read_text())
     assert [m["round"] for m in truth] == [1, 2]
     assert "| random labels |" in (out / "random_labels.md").read_text()
