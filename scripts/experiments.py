@@ -43,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE_RECIPE = "recipes/reverse_addition/config_cpu_oracle.yaml"
 THRESHOLD = 0.95
@@ -206,21 +208,24 @@ def noise_threshold(
             arms[(kind, f)] = arm_rows(run)
     base = [r for r in arm_rows(clean) if r["round"] <= rounds]
     last = base[-1]["round"]
+    d0 = int(yaml.safe_load((ROOT / ORACLE_RECIPE).read_text())["d0"])
+    after1, after_last = str(d0 + 2), str(d0 + last + 1)  # one length past round 1's labels, and round last's
     lines = [
         f"# Noise threshold: reverse addition, seed {seed}, noise in round 1, a perfect check after it",
         "",
-        f"Frontier after round {last} (longest n with lengths 1..n at >= 95%), and in brackets the labels of "
-        "round 1 right (%), for each kind and share of round 1's kept labels replaced.",
+        f"Exact match at {after1} digits after round 1 (one past the noisy labels) / at {after_last} digits after "
+        f"round {last}; in brackets the frontier after round {last} (longest n with 1..n at >= 95%).",
         "",
         "| kind | " + " | ".join(f"share {f:g}" for f in [0.0, *fractions]) + " |",
         "|---|" + "---|" * (len(fractions) + 1),
     ]
 
     def cell(rows):
-        end = next(r for r in rows if r["round"] == last)
-        first = next(r for r in rows if r["round"] == 1)
-        right = first["data_accuracy"]
-        return f"{end['frontier']} ({'no label kept' if right is None else f'{100 * right:.1f}%'})"
+        by = {r["round"]: r for r in rows}
+        if 1 not in by or last not in by:
+            return "not run"
+        a, b = by[1]["accuracy"].get(after1, 0.0), by[last]["accuracy"].get(after_last, 0.0)
+        return f"{100 * a:.1f} / {100 * b:.1f} ({by[last]['frontier']})"
 
     for kind in kinds:
         lines.append(
