@@ -240,38 +240,21 @@ def format_table(results_by_round, *, metric: str = "accuracy") -> str:
 
 
 def memorised_mistakes(
-    model,
-    tokenizer,
-    task,
-    mistakes: dict[int, tuple[list[str], list[str], list[bool]]],
-    *,
-    batch_size: int = 256,
-    progress: bool = False,
-    cache_implementation: str = "dynamic",
-    decode_dtype: str = "fp32",
+    model, tokenizer, task, mistakes: dict[int, tuple[list[str], list[str], list[bool]]], **decode
 ) -> dict[str, dict]:
     """Figure 26 ("we isolate incorrect self-generated samples and evaluate the model's performance on
     them"): for each earlier round k, its wrong training labels as `(prompts, labels, finished)`, answered
     greedily by `model`. Returns {str(k): {"n": how many, "right": share now answered correctly (complete
     and true), "reproduced": share where the answer is the wrong label itself (same text, ended or not
-    alike)}}; rounds with no wrong label are left out."""
+    alike)}}; rounds with no wrong label are left out. `decode`: `si_hf.labeling.label`'s keywords
+    (batch_size, progress, cache_implementation, decode_dtype), as evaluation runs them."""
     from si_hf.labeling import label
 
     rounds = [k for k in sorted(mistakes) if mistakes[k][0]]
     prompts = [p for k in rounds for p in mistakes[k][0]]
     if not prompts:
         return {}
-    predictions = label(
-        model,
-        tokenizer,
-        task,
-        prompts,
-        batch_size=batch_size,
-        progress=progress,
-        cache_implementation=cache_implementation,
-        decode_dtype=decode_dtype,
-        desc="memorised mistakes",
-    )
+    predictions = label(model, tokenizer, task, prompts, desc="memorised mistakes", **decode)
     out, start = {}, 0
     for k in rounds:
         ps, labels, finished = mistakes[k]
