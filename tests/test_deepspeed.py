@@ -41,7 +41,7 @@ COPY = {"task": "copy", "d0": "4", "filters": ["none"], "num_rounds": 1, "exampl
 # Clipping off: with it, DeepSpeed's gradient norm (summed shard by shard) and torch's differ in the
 # last bit, and so does every clipped step (README, "Multi-process runs").
 FROM_SCRATCH = {**COPY, "max_grad_norm": 0}
-TIMINGS = {"train_seconds", "label_seconds", "label_examples_per_second"}
+TIMINGS = {"train_seconds", "label_seconds", "eval_seconds", "label_examples_per_second"}
 # Published weights of a ZeRO-3 run (and of any run with clipping on) against DDP's: they differ by
 # float rounding only. Measured after the 26 optimizer steps of these runs: at most 1.6e-7 (ZeRO-3
 # from scratch) and 2.2e-8 (LoRA); 4.3e-7 for ZeRO-2 from scratch with clipping on. A wrong gather (a

@@ -127,3 +127,36 @@ def test_accuracy_markdown_marks_d0_and_missing_cells():
         "| 0 | 100.0 | 25.0 | - |",
         "| 1 | - | 50.0 | 0.0 |",
     ]
+
+
+def test_margin_and_reach_figures_9_and_10():
+    """Figure 9 counts the lengths past the trained top at >= 99% in a row; figure 10's reach is the
+    top plus that margin, or the longest trained length at >= 99% when there is none."""
+    run = RunResults(
+        [
+            rec(0, 0, {"1": 1.0, "2": 0.995, "3": 0.99, "4": 0.2}, levels=["1", "2"], trained=["1", "2"]),
+            rec(0, 1, {"1": 1.0, "2": 0.97, "3": 0.5, "4": 0.0}, levels=["1", "2"], trained=["1", "2"]),
+            rec(1, 0, {"3": 1.0, "4": 1.0, "5": 0.99, "6": 0.985, "7": 1.0}, levels=["3"], trained=["1", "2", "3"],
+                label_seconds=2.0, train_seconds=30.0, eval_seconds=4.0),
+            rec(1, 1, {"3": 1.0, "4": 1.0, "5": 1.0, "6": 1.0, "7": 1.0}, levels=["3"], trained=["1", "2", "3"],
+                label_seconds=3.0, train_seconds=31.0),
+        ]
+    )  # fmt: skip
+    assert run.trained_top(0) == 2 and run.trained_top(1) == 3
+    assert run.margins(0.99, 0) == {
+        0: {"trained": 2, "margin": 1, "reach": 3, "evaluated_to": 4},
+        1: {"trained": 3, "margin": 2, "reach": 5, "evaluated_to": 7},  # 6 at 98.5% breaks the run
+    }
+    # member 1's round 0 solves no length past 2 and not 2 itself: the reach is the longest solved
+    assert run.margins(0.99, 1)[0] == {"trained": 2, "margin": 0, "reach": 1, "evaluated_to": 4}
+    assert run.margins(0.99, 1)[1]["margin"] == 4
+    # the mean over the members: 6 averages (0.985 + 1) / 2 >= 0.99
+    assert run.margins(0.99)[1] == {"trained": 3, "margin": 4, "reach": 7, "evaluated_to": 7}
+    assert run.margins(0.95)[0]["reach"] == 2
+    # compute time: every member's labelling, training and evaluation; rounds without them count 0
+    assert run.seconds() == {0: 0.0, 1: pytest.approx(70.0)} and run.seconds(0)[1] == pytest.approx(36.0)
+
+
+def test_margins_are_empty_for_the_grid():
+    run = RunResults([rec(0, 0, {"1x1": 1.0, "2x1": 0.5}, levels=["1x1"], trained=["1x1"])])
+    assert run.trained_top(0) is None and run.margins() == {}

@@ -308,7 +308,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, precision):
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
         ma = json.loads((a / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
         mb = json.loads((b / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
-        timing = {"train_seconds", "label_seconds", "label_examples_per_second"}
+        timing = {"train_seconds", "label_seconds", "eval_seconds", "label_examples_per_second"}
         assert {k: v for k, v in ma.items() if k not in timing} == {
             k: v for k, v in mb.items() if k not in timing
         }
@@ -354,7 +354,7 @@ def test_resume_mid_round_from_checkpoint_matches_uninterrupted_run(tmp_path):
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
         ma = json.loads((a / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
         mb = json.loads((b / f"rounds/round-{r:03d}/member-0/metrics.json").read_text())
-        differ = {"train_seconds", "label_seconds", "label_examples_per_second", "train_loss"}
+        differ = {"train_seconds", "label_seconds", "eval_seconds", "label_examples_per_second", "train_loss"}
         differ.add("train_resumed_from_step")
         assert {k: v for k, v in ma.items() if k not in differ} == {
             k: v for k, v in mb.items() if k not in differ

@@ -3,14 +3,19 @@
 import pytest
 
 from si_hf.configs import SelfImproveArguments
+from si_hf.evaluation import build_eval_sets, evaluate_model
 from si_hf.schedules import (
     check_compatible,
     check_planned_rounds,
     eval_levels,
+    eval_ring,
+    evaluate_widening,
     multiplication_sequence,
     round_difficulties,
 )
 from si_hf.tasks import get_task
+from si_hf.tasks.strings import Copy
+from si_hf.testing.models import lookup_model
 
 
 def _si(**kw):
@@ -87,3 +92,54 @@ def test_planned_rounds_beyond_the_task_fail_before_round_0():
     with pytest.raises(ValueError, match="at most 23 rounds"):  # 30 + 23 * 3 = 99 labels
         check_planned_rounds(get_task("maze_nodes", num_hops=9), _si(difficulty_step=3), 30, 30)
     check_planned_rounds(get_task("multiplication"), _si(schedule="multiplication"), (5, 5), 500)
+
+
+class SevensUpTo(Copy):
+    """Copy prompts whose answer is "7" up to `solved` digits and "8" past it: a model that always
+    answers "7" solves exactly the lengths 1..solved."""
+
+    name = "sevens_up_to"
+
+    def __init__(self, solved: int):
+        super().__init__()
+        self.solved = solved
+
+    def _draw(self, length, rng):
+        return self._digits(length, rng) + "=", "7" if length <= self.solved else "8"
+
+
+def _widening(task, char, **kw):
+    seen = []
+
+    def score(levels):
+        seen.append(list(levels))
+        sets = build_eval_sets(task, levels, num_per_difficulty=3, seed=0)
+        return evaluate_model(lookup_model(char, {"=": "7", "7": "<eos>"}), char, task, sets)
+
+    return evaluate_widening(task, [str(d) for d in range(1, 4)], score, **kw), seen
+
+
+def test_eval_until_below_goes_on_while_the_last_level_reaches_the_floor(char):
+    """Trained on 1..3, solved 1..9: the fixed window stops at 3 + 2; widening goes one level at a
+    time to 10, the first level below the floor, and no further."""
+    task = SevensUpTo(9)
+    fixed, seen = _widening(task, char, beyond=2)
+    assert sorted(fixed.accuracy, key=int) == [str(d) for d in range(1, 6)] and len(seen) == 1
+    wide, seen = _widening(task, char, beyond=2, floor=0.05, cap=40)
+    assert seen == [[1, 2, 3, 4, 5], [6], [7], [8], [9], [10]]
+    assert wide.accuracy == {**{str(d): 1.0 for d in range(1, 10)}, "10": 0.0}
+    assert wide.count["10"] == 3 and set(wide.finished) == set(wide.accuracy)
+    # the cap bounds it: at most 3 + 6 = 9 however far the model solves
+    capped, _ = _widening(SevensUpTo(30), char, beyond=2, floor=0.05, cap=6)
+    assert max(int(k) for k in capped.accuracy) == 9
+    # a window whose last level is already below the floor is not widened
+    low, seen = _widening(SevensUpTo(4), char, beyond=2, floor=0.05, cap=40)
+    assert sorted(low.accuracy, key=int) == ["1", "2", "3", "4", "5"] and len(seen) == 1
+
+
+def test_eval_ring_is_the_outer_ring_of_the_grid():
+    mult = get_task("multiplication")
+    assert eval_ring(mult, ["1x1", "2x2", "2x1"], 1) == [(1, 3), (2, 3), (3, 1), (3, 2), (3, 3)]
+    assert eval_ring(get_task("copy"), ["1", "2", "3"], 0) == [3]
+    # past the task's largest level there is nothing to evaluate
+    assert eval_ring(get_task("maze_hops"), ["1"], 500) == []

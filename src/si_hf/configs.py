@@ -167,6 +167,39 @@ class ModelArguments(ModelConfig):
 
 
 @dataclass
+class EvaluationArguments:
+    """How each round is evaluated: exact match on held-out problems per level, from the easiest to
+    `eval_beyond` levels past the frontier, or with `eval_until_below` as far as the model still
+    solves (figures 9 and 10). Parsed with `SelfImproveArguments`, which inherits them."""
+
+    eval_examples_per_difficulty: int = field(default=1024, metadata={"help": "Held-out problems per level."})
+    eval_beyond: int = field(default=3, metadata={"help": "Evaluate this many levels past the frontier."})
+    eval_until_below: float | None = field(
+        default=None,
+        metadata={
+            "help": "After the eval_beyond levels, go on one level at a time (one ring of the n x m grid) while "
+            "the last one's exact match is >= this floor, up to eval_max_beyond past the frontier: figure 9's "
+            "margin and the accelerated schedule then never meet the window's edge. null: the fixed window."
+        },
+    )
+    eval_max_beyond: int = field(
+        default=40, metadata={"help": "The most levels past the frontier that eval_until_below evaluates."}
+    )
+    eval_batch_size: int = field(default=1024, metadata={"help": "Batch size of evaluation decoding."})
+
+    def check_evaluation(self) -> None:
+        _at_least(self, ("eval_beyond", "eval_max_beyond"), 0)
+        _at_least(self, ("eval_batch_size", "eval_examples_per_difficulty"), 1)
+        if self.eval_until_below is not None:
+            _in_unit_interval(self, "eval_until_below")
+            if self.eval_max_beyond < self.eval_beyond:
+                raise ValueError(
+                    f"eval_max_beyond: {self.eval_max_beyond} is below eval_beyond: {self.eval_beyond}; expected "
+                    "the cap of eval_until_below to be at least the fixed window"
+                )
+
+
+@dataclass
 class LaboratoryArguments:
     """The avalanche laboratory's instruments (docs/experiments.md): a graded oracle check, truth-labelled
     control rounds, synthetic label noise (appendix B.6-B.7) and memorised mistakes (figure 26). Parsed
@@ -212,7 +245,7 @@ class LaboratoryArguments:
 
 
 @dataclass
-class SelfImproveArguments(LaboratoryArguments):
+class SelfImproveArguments(LaboratoryArguments, EvaluationArguments):
     # --- which rounds this invocation runs ---
     round: int | None = field(default=None, metadata={"help": "Run exactly this round (0 = supervised)."})
     rounds: str | None = field(
@@ -319,10 +352,6 @@ class SelfImproveArguments(LaboratoryArguments):
             "near-empty round never takes half of it. None = 1 percent of examples_per_round."
         },
     )
-    # --- evaluation ---
-    eval_examples_per_difficulty: int = field(default=1024, metadata={"help": "Held-out problems per level."})
-    eval_beyond: int = field(default=3, metadata={"help": "Evaluate this many levels past the frontier."})
-    eval_batch_size: int = field(default=1024, metadata={"help": "Batch size of evaluation decoding."})
     precision: str = field(
         default="auto",
         metadata={
@@ -380,15 +409,14 @@ class SelfImproveArguments(LaboratoryArguments):
             raise ValueError(
                 f"round: {self.round} and rounds: {self.rounds!r}: give either round or rounds, not both"
             )
-        _at_least(self, ("round", "num_rounds", "round_warmup_steps", "round_decay_steps", "eval_beyond"), 0)
+        _at_least(self, ("round", "num_rounds", "round_warmup_steps", "round_decay_steps"), 0)
+        self.check_evaluation()
         _at_least(self, ("min_round_examples", "memorised_eval_examples"), 0)
         _at_least(
             self,
             (
                 "examples_per_round",
                 "label_batch_size",
-                "eval_batch_size",
-                "eval_examples_per_difficulty",
                 "round_max_steps",
                 "difficulty_step",
                 "num_members",

@@ -128,6 +128,23 @@ class EvalResult:
             out["memorised"] = self.memorised
         return {**out, "overall": self.overall, "skipped": self.skipped}
 
+    def merged(self, other: EvalResult) -> EvalResult:
+        """This result with `other`'s levels added (levels evaluated in two passes, e.g. by
+        `eval_until_below`); a level in both takes `other`'s figures."""
+
+        def both(a, b):
+            return None if a is None and b is None else {**(a or {}), **(b or {})}
+
+        return EvalResult(
+            accuracy={**self.accuracy, **other.accuracy},
+            count={**self.count, **other.count},
+            move_valid=both(self.move_valid, other.move_valid),
+            end_valid=both(self.end_valid, other.end_valid),
+            finished={**self.finished, **other.finished},
+            skipped={**self.skipped, **other.skipped},
+            memorised={**self.memorised, **other.memorised},
+        )
+
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
         names = ("accuracy", "count", "move_valid", "end_valid", "finished", "skipped", "memorised")

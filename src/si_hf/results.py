@@ -236,6 +236,50 @@ class RunResults:
             )
         return rows
 
+    def trained_top(self, r: int) -> int | None:
+        """The longest length trained on by the end of round r (one-dimensional difficulties; None for
+        the n x m grid or a round that recorded no trained levels)."""
+        x = next((self.record(r, m) for m in self.members if self.record(r, m)), None)
+        trained = (x.info if x else {}).get("trained") or (self.supervised if r == 0 else [])
+        if not trained or not all(str(k).isdigit() for k in trained):
+            return None
+        return max(int(k) for k in trained)
+
+    def margins(self, threshold: float = 0.99, member: int | None = None) -> dict[int, dict]:
+        """Figures 9 and 10, per round: the trained top T, the margin (how many lengths T+1, T+2, ...
+        in a row reach `threshold`: figure 9, "number of extra OOD digit lengths achieving over 99%
+        accuracy"), and the reach (T + margin; with no margin, the longest trained length at >=
+        threshold: figure 10, "maximum input length achieving over 99% accuracy"). `evaluated_to` is
+        the longest length evaluated: a margin that ends there may have been cut off by the window.
+        One member, or the members' mean exact match (member=None)."""
+        out = {}
+        for r, acc in sorted(self.accuracy(member).items()):
+            top = self.trained_top(r)
+            if top is None:
+                continue
+            margin = 0
+            while acc.get(str(top + margin + 1), 0.0) >= threshold:
+                margin += 1
+            solved = [int(k) for k, v in acc.items() if k.isdigit() and int(k) <= top and v >= threshold]
+            reach = top + margin if margin else max(solved, default=0)
+            evaluated = max(int(k) for k in acc if k.isdigit())
+            out[r] = {"trained": top, "margin": margin, "reach": reach, "evaluated_to": evaluated}
+        return out
+
+    def seconds(self, member: int | None = None) -> dict[int, float]:
+        """Compute time of each round, summed over its members (or one member's): labelling, training
+        and evaluation as the round recorded them (rounds without the figures count 0 for them)."""
+        out = {}
+        for r in self.rounds:
+            total = 0.0
+            for m in self.members if member is None else [member]:
+                x = self.record(r, m)
+                for key in ("label_seconds", "train_seconds", "eval_seconds"):
+                    value = x.get(key) if x else None
+                    total += value if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+            out[r] = total
+        return out
+
     def is_grid(self) -> bool:
         """Two-dimensional difficulties ("n x m", multiplication): the last round also gets an n x m grid."""
         keys = self.keys()

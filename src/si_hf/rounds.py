@@ -52,7 +52,7 @@ from si_hf.round_data import (
     truth_predictions,
     wrong_labels,
 )
-from si_hf.schedules import eval_levels, round_difficulties
+from si_hf.schedules import evaluate_widening, round_difficulties
 from si_hf.store import open_store
 from si_hf.tokenization import get_tokenizer
 from si_hf.tracking import RunTracking
@@ -105,7 +105,10 @@ class SelfImprovementRun:
             "decode_dtype": decode_dtype(si.decode_precision),
         }
         self._models: dict[int, tuple[int, object]] = {}  # member -> (round, its latest model in memory)
-        self._eval_sets: dict = {}
+        progress = self.state.is_main_process and not train_args.disable_tqdm
+        self.evaluator = Evaluator(
+            self.task, si, self.tokenizer, task_args.data_seed_base, self.decode, progress
+        )
 
     # ---- the loop ----
     def run(self) -> None:
@@ -171,9 +174,11 @@ class SelfImprovementRun:
             # train member m on D_0 and its rounds 1..r, the newest at newest_round_probability
             model, training = self.train(r, m, labels[m].dataset)
             # evaluate on held-out prompts, from the easiest level to eval_beyond past the frontier
+            t0 = time.perf_counter()
             result = self.evaluate(model, trained)
             # and on the wrong labels it has trained on, round by round (figure 26)
             result.memorised = self.memorised(model, r, m, labels[m].dataset)
+            training["eval_seconds"] = time.perf_counter() - t0
             # publish dataset + checkpoint + metrics as one atomic round (the Hub too, when asked)
             self.publish(r, m, model, labels[m], result, training, trained)
 
@@ -256,26 +261,14 @@ class SelfImprovementRun:
         return model, training
 
     def evaluate(self, model, trained: list[str]) -> EvalResult:
-        levels = eval_levels(self.task, trained, self.si.eval_beyond)
-        keys = {self.task.difficulty_key(lv): lv for lv in levels}
-        missing = [lv for k, lv in keys.items() if k not in self._eval_sets]
-        if missing:
-            n, seed = self.si.eval_examples_per_difficulty, self.task_args.data_seed_base
-            self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=seed))
-        sets = {k: v for k, v in self._eval_sets.items() if k in keys}
-        progress = self.state.is_main_process and not self.train_args.disable_tqdm
-        decode = {"batch_size": self.si.eval_batch_size, "progress": progress, **self.decode}
-        return evaluate_model(model, self.tokenizer, self.task, sets, **decode)
+        return self.evaluator.evaluate(model, trained)
 
     def memorised(self, model, r: int, m: int, current: Dataset | None) -> dict[str, dict]:
         """Figure 26: member m's model of round r on the wrong labels of its rounds 1..r."""
         if r == 0 or self.si.memorised_eval_examples == 0:
             return {}
         datasets = {k: current if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
-        mistakes = wrong_labels(datasets, self.si.memorised_eval_examples)
-        progress = self.state.is_main_process and not self.train_args.disable_tqdm
-        decode = {"batch_size": self.si.eval_batch_size, "progress": progress, **self.decode}
-        return memorised_mistakes(model, self.tokenizer, self.task, mistakes, **decode)
+        return self.evaluator.memorised(model, datasets)
 
     def publish(self, r, m, model, labels: Labels, result: EvalResult, training: dict, trained) -> None:
         metrics = {
@@ -317,6 +310,43 @@ class SelfImprovementRun:
             with whole_models():  # labelling needs the whole model in every process, under ZeRO-3 too
                 self._models[m] = (r, self.history.load_model(r, m, device=device, attn_implementation=attn))
         return self._models[m][1]
+
+
+class Evaluator:
+    """A run's evaluations: held-out exact match per level (the sets built once per level and kept)
+    and the wrong training labels a model still reproduces (figure 26)."""
+
+    def __init__(self, task, si, tokenizer, seed: int, decode: dict, progress: bool):
+        self.task, self.si, self.tokenizer, self.seed = task, si, tokenizer, seed
+        self.decode = {"batch_size": si.eval_batch_size, "progress": progress, **decode}
+        self._eval_sets: dict = {}
+
+    def evaluate(self, model, trained: list[str]) -> EvalResult:
+        """Exact match from the easiest level to eval_beyond past the frontier; with eval_until_below,
+        then one level (ring) further at a time while the last one is at >= that floor, up to
+        eval_max_beyond past the frontier (figure 9's margin is never cut off by the window)."""
+        return evaluate_widening(
+            self.task,
+            trained,
+            lambda levels: self.score(model, levels),
+            beyond=self.si.eval_beyond,
+            floor=self.si.eval_until_below,
+            cap=self.si.eval_max_beyond,
+        )
+
+    def score(self, model, levels: list) -> EvalResult:
+        keys = {self.task.difficulty_key(lv): lv for lv in levels}
+        missing = [lv for k, lv in keys.items() if k not in self._eval_sets]
+        if missing:
+            n = self.si.eval_examples_per_difficulty
+            self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=self.seed))
+        sets = {k: v for k, v in self._eval_sets.items() if k in keys}
+        return evaluate_model(model, self.tokenizer, self.task, sets, **self.decode)
+
+    def memorised(self, model, datasets: dict) -> dict[str, dict]:
+        """The model on up to memorised_eval_examples wrong labels of each round in `datasets`."""
+        mistakes = wrong_labels(datasets, self.si.memorised_eval_examples)
+        return memorised_mistakes(model, self.tokenizer, self.task, mistakes, **self.decode)
 
 
 def round_info(run: SelfImprovementRun, r: int, m: int, label_info: dict, trained: list[str], source) -> dict:

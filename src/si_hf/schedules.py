@@ -135,6 +135,37 @@ def eval_levels(task, trained: list, beyond: int) -> list:
     return eval_difficulties(task, frontier, beyond=beyond)
 
 
+def eval_ring(task, trained: list, beyond: int) -> list:
+    """The levels exactly `beyond` past the frontier: one level, or for pairs the grid's outer ring
+    (n, top) and (top, m); [] past the task's largest level."""
+    levels = [task.parse_difficulty(k) for k in trained]
+    frontier = max(max(d) if isinstance(d, tuple) else d for d in levels)
+    try:
+        window = eval_levels(task, trained, beyond)
+    except ValueError:  # no valid level at all up there
+        return []
+    return [d for d in window if (max(d) if isinstance(d, tuple) else d) == frontier + beyond]
+
+
+def evaluate_widening(task, trained: list, score, *, beyond: int, floor: float | None = None, cap: int = 0):
+    """`score(levels)` (an `EvalResult`) from the easiest level to `beyond` past the frontier; with a
+    `floor`, then one level (ring) further at a time while the last one's exact match (a ring's mean)
+    is >= floor, up to `cap` levels past the frontier, so figure 9's margin is not cut off by a window.
+    Returns every level's result in one `EvalResult`."""
+    result = score(eval_levels(task, trained, beyond))
+    while floor is not None and beyond < cap:
+        last = [task.difficulty_key(lv) for lv in eval_ring(task, trained, beyond)]
+        scores = [result.accuracy[k] for k in last if k in result.accuracy]
+        if not scores or sum(scores) / len(scores) < floor:
+            break
+        beyond += 1
+        ring = eval_ring(task, trained, beyond)
+        if not ring:
+            break
+        result = result.merged(score(ring))
+    return result
+
+
 def check_compatible(task, si) -> None:
     """The schedule fits the task: both count difficulties in the same number of dimensions."""
     schedule = SCHEDULES.get(si.schedule).obj

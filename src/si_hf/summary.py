@@ -9,7 +9,11 @@ setting (a filter and its no-filter contrast). For each run it reads what `si-hf
 - per run, the levels past the supervised range D_0 at >= `--threshold` after the last round, the
   longest unbroken stretch of them starting right after D_0 (the frontier the paper's figures show),
   and the round-0 exact match at those levels (how much self-improvement added);
-- per run and round >= 1, the data accuracy of the kept labels (paper figure 8, right).
+- per run and round >= 1, the data accuracy of the kept labels (paper figure 8, right);
+- for lengths (not n x m), figures 9 and 10 side by side: the first round and the compute minutes
+  (labelling, training, evaluation, every member) at which each run's longest length at >=
+  `--frontier_threshold` (the paper's 99%) reached each value, and with `--figures DIR` margin.png
+  (figure 9) and reach.png (figure 10) with one line per run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 from pathlib import Path
 
 from si_hf import atomic, tables
+from si_hf.publishing.report import frontier_figures
 from si_hf.results import RunResults
 from si_hf.store.errors import DamagedRoundError
 from si_hf.tables import pct
@@ -97,7 +102,50 @@ def data_accuracy_table(runs: dict[str, RunResults]) -> str | None:
     return tables.markdown(["run"] + [f"round {r}" for r in rounds], rows)
 
 
-def summary_markdown(runs: dict[str, RunResults], threshold: float = 0.95) -> str:
+def reach_table(runs: dict[str, RunResults], threshold: float) -> str | None:
+    """Rows: each longest length at >= threshold (figure 10's y) some run reached; cells: the first
+    round at which the run's mean reached it, with the cumulative compute minutes up to that round."""
+    found = {name: res.margins(threshold) for name, res in runs.items()}
+    if not any(found.values()):
+        return None
+    minutes = {}
+    for name, res in runs.items():
+        total, minutes[name] = 0.0, {}
+        for r, sec in sorted(res.seconds().items()):
+            total += sec
+            minutes[name][r] = total / 60
+    levels = sorted({x["reach"] for rounds in found.values() for x in rounds.values()})
+    rows = []
+    for level in levels:
+        row = [level]
+        for name, rounds in found.items():
+            r = next((r for r, x in sorted(rounds.items()) if x["reach"] >= level), None)
+            row.append("-" if r is None else f"round {r} ({minutes[name].get(r, 0.0):.1f} min)")
+        rows.append(row)
+    return tables.markdown([f"longest length at >= {100 * threshold:g}%"] + list(runs), rows)
+
+
+def margin_table(runs: dict[str, RunResults], threshold: float) -> str | None:
+    """Figure 9 as a table: per run and round, the margin past the trained range (trained top in
+    brackets); a `+` marks a margin that reached the longest length evaluated (maybe cut off)."""
+    found = {name: res.margins(threshold) for name, res in runs.items()}
+    rounds = sorted({r for x in found.values() for r in x})
+    if not rounds:
+        return None
+    rows = []
+    for name, per in found.items():
+        cells = []
+        for r in rounds:
+            x = per.get(r)
+            cut = x and x["margin"] and x["trained"] + x["margin"] >= x["evaluated_to"]
+            cells.append("-" if x is None else f"{x['margin']}{'+' if cut else ''} ({x['trained']})")
+        rows.append([name] + cells)
+    return tables.markdown(["run"] + [f"round {r}" for r in rounds], rows)
+
+
+def summary_markdown(
+    runs: dict[str, RunResults], threshold: float = 0.95, frontier_threshold: float = 0.99
+) -> str:
     parts = [
         "Exact match (%) after the first round of each run (round 0 unless it was resumed from another run; supervised columns starred; mean over the members of a voting run):",
         accuracy_table(runs, "first"),
@@ -109,6 +157,17 @@ def summary_markdown(runs: dict[str, RunResults], threshold: float = 0.95) -> st
     data = data_accuracy_table(runs)
     if data:
         parts += ["Data accuracy (%) of the kept labels (the oracle's verdict, never used to filter):", data]
+    at = f"{100 * frontier_threshold:g}%"
+    margins, reach = margin_table(runs, frontier_threshold), reach_table(runs, frontier_threshold)
+    if margins:
+        parts += [
+            f"Lengths past the trained range at >= {at}, per round (paper figure 9; the trained top in "
+            "brackets; `+`: the margin reached the longest length evaluated):",
+            margins,
+            f"First round at which each longest length at >= {at} was reached, with the compute minutes "
+            "to the end of that round (paper figure 10):",
+            reach,
+        ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -130,10 +189,25 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--threshold", type=float, default=0.95, help="exact match that counts a level as solved (0.95)"
     )
+    parser.add_argument(
+        "--frontier_threshold",
+        type=float,
+        default=0.99,
+        help="exact match at which figures 9 and 10 count a length as solved (the paper's 0.99)",
+    )
     parser.add_argument("--output", default=None, help="also write the markdown to this file")
+    parser.add_argument(
+        "--figures",
+        default=None,
+        metavar="DIR",
+        help="write margin.png (figure 9) and reach.png (figure 10) here",
+    )
     args = parser.parse_args(argv)
-    if not 0 < args.threshold <= 1:
-        parser.error(f"--threshold {args.threshold} is not in (0, 1]")
+    for name in ("threshold", "frontier_threshold"):
+        if not 0 < getattr(args, name) <= 1:
+            parser.error(f"--{name} {getattr(args, name)} is not in (0, 1]")
+    if args.figures is not None and Path(args.figures).exists() and not Path(args.figures).is_dir():
+        parser.error(f"--figures: {args.figures} is a file; expected a folder for the figures")
     if args.output is not None:
         try:
             check_output_file(args.output, "--output")
@@ -155,8 +229,13 @@ def main(argv=None) -> int:
         parser.error(
             f"the runs are of different tasks ({shown}); a summary puts runs of one task side by side"
         )
-    text = summary_markdown(runs, args.threshold)
+    text = summary_markdown(runs, args.threshold, args.frontier_threshold)
     print(text, end="")
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+        made = frontier_figures(runs, Path(args.figures), args.frontier_threshold)
+        shown = [str(p) for paths in made.values() for p in paths]
+        print(f"figures: {', '.join(shown)}" if shown else "figures: none (n x m runs have no margin)")
     if args.output:
         atomic.write_text(args.output, text)
     return 0

@@ -60,6 +60,17 @@ def test_report_of_a_real_run(copy_run, tmp_path, capsys):
     row1 = " | ".join(f"{100 * metrics[1]['accuracy'][k]:.1f}" for k in "12345")
     assert f"| 1 | {row1} |" in report
     assert f"| 1 | 4 | 16 | {metrics[1]['n_kept']} |" in report
+    # figures 9 and 10: the margin past the trained top and the reach, recomputed here from metrics.json
+    assert "## Margin and reach at >= 99% (paper figures 9 and 10)" in report
+    for name in ("margin", "reach"):
+        assert f"]({name}.png)" in report
+        assert_real_png(tmp_path / "rep" / f"{name}.png")
+    for r, top in ((0, 3), (1, 4)):
+        acc, margin = metrics[r]["accuracy"], 0
+        while acc.get(str(top + margin + 1), 0.0) >= 0.99:
+            margin += 1
+        assert f"| {r} | {top} | {margin} |" in report
+        assert metrics[r]["eval_seconds"] > 0
 
 
 def test_default_output_dir_is_inside_the_run(copy_run, capsys):

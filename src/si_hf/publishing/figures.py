@@ -8,6 +8,8 @@ The object-oriented API (`Figure` + `FigureCanvasAgg`) is used on purpose: a lib
 - `grid`: exact match over n x m digit pairs after one round (multiplication, figures 7 and 34).
 - `lines`: one value per round per series (data accuracy per round; members and their mean).
 - `scatter`: data accuracy of D_r against exact match one level further (figure 12), with y = x.
+- `steps`: a whole number per round per series (figure 9's margin, figure 10's reach), optionally with
+  a dashed reference line (figure 10: one level a round).
 """
 
 from __future__ import annotations
@@ -193,6 +195,41 @@ def scatter(
     pad = 0.02 * (1 - lo)
     ax.set_xlim(lo - pad, 1 + pad)
     ax.set_ylim(lo - pad, 1 + pad)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def steps(
+    series: dict[str, dict[int, int]],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    reference: tuple[str, dict[int, int]] | None = None,
+    xlabel: str = "self-improvement round",
+) -> Path:
+    """One line of whole numbers per series over rounds (or minutes); `reference` (name, points) is
+    drawn dashed grey. A series named "mean" is drawn thick and black."""
+    if not any(series.values()):
+        raise ValueError(f"steps needs at least one point, got {series}")
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    if reference is not None and reference[1]:
+        xs = sorted(reference[1])
+        ax.plot(xs, [reference[1][x] for x in xs], ls="--", color="grey", lw=1.2, label=reference[0])
+    for name, points in series.items():
+        xs = sorted(points)
+        style = {"color": "black", "lw": 2.5} if name == "mean" else {"lw": 1.4, "alpha": 0.85}
+        ax.plot(xs, [points[x] for x in xs], marker="o", label=name, **style)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if xlabel.endswith("round"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -9,6 +9,8 @@ Reads only what the store writes (`metrics.json`, the markers under `rounds/`) a
     data_accuracy.png          data accuracy of each round's kept labels (section 7.1)
     data_vs_next.png           data accuracy of D_r against M_r's exact match one level further (figure 12)
     memorised.png              each round's model on the wrong labels of earlier rounds: right / reproduced (figure 26)
+    margin.png                 lengths past the trained range at >= 99%, per round (figure 9)
+    reach.png                  the longest length at >= 99% per round, one level a round dashed (figure 10)
     *-member-<m>.png           majority-vote runs: the same per member (the unsuffixed figures show the mean)
 """
 
@@ -41,7 +43,73 @@ def _suffix(member: int | None) -> str:
     return "" if member is None else f"-member-{member}"
 
 
-def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
+def frontier_series(runs: dict[str, RunResults], threshold: float, what: str) -> dict[str, dict[int, int]]:
+    """{series name: {round: margin or reach}}: one line per run; a voting run alone gives one line
+    per member and their mean, several runs give each run's mean."""
+    series = {}
+    for name, res in runs.items():
+        if len(runs) == 1 and len(res.members) > 1:
+            for m in res.members:
+                series[f"member {m}"] = {r: x[what] for r, x in res.margins(threshold, m).items()}
+            name = "mean"
+        series[name] = {r: x[what] for r, x in res.margins(threshold).items()}
+    return {k: v for k, v in series.items() if v}
+
+
+def frontier_figures(runs: dict[str, RunResults], out: Path, threshold: float) -> dict[str, list[Path]]:
+    """Figures 9 and 10 for one run or several side by side (`si-hf summary --figures`): margin.png
+    and reach.png; none for n x m runs (no order of lengths past the trained range)."""
+    margin = frontier_series(runs, threshold, "margin")
+    if not margin:
+        return {"margin": [], "reach": []}
+    reach = frontier_series(runs, threshold, "reach")
+    task = next(iter(runs.values())).task
+    at = f">= {100 * threshold:g}%"
+    first = min((r, pts[r]) for pts in reach.values() for r in pts)  # the earliest round shown
+    last = max(r for pts in reach.values() for r in pts)
+    line = {r: first[1] + (r - first[0]) for r in range(first[0], last + 1)}
+    return {
+        "margin": [
+            figures.steps(
+                margin,
+                out / "margin.png",
+                title=f"{task}: lengths past the trained range at {at} (figure 9)",
+                ylabel=f"extra lengths at {at}",
+            )
+        ],
+        "reach": [
+            figures.steps(
+                reach,
+                out / "reach.png",
+                title=f"{task}: longest length at {at} (figure 10)",
+                ylabel=f"longest length at {at}",
+                reference=("one level a round", line),
+            )
+        ],
+    }
+
+
+def margin_markdown(results: RunResults, threshold: float) -> str:
+    """Per round: the trained top, the margin and reach at `threshold` (mean over members, and each
+    member's reach of a voting run), the longest length evaluated, and the round's compute minutes."""
+    multi = len(results.members) > 1
+    mean = results.margins(threshold)
+    per = {m: results.margins(threshold, m) for m in results.members} if multi else {}
+    seconds, total = results.seconds(), 0.0
+    head = ["round", "trained to", "margin", "reach"] + [f"reach m{m}" for m in per]
+    head += ["evaluated to", "compute min (cumulative)"]
+    rows = []
+    for r, x in mean.items():
+        total += seconds.get(r, 0.0)
+        rows.append(
+            [r, x["trained"], x["margin"], x["reach"]]
+            + [per[m].get(r, {}).get("reach", "-") for m in per]
+            + [x["evaluated_to"], f"{total / 60:.1f}"]
+        )
+    return tables.markdown(head, rows)
+
+
+def write_figures(results: RunResults, out: Path, threshold: float = 0.99) -> dict[str, list[Path]]:
     """Every figure of the report; {figure kind: [paths]} (the mean first, then each member)."""
     multi = len(results.members) > 1
     # one member: its own figures; k members: the mean unsuffixed, then each member
@@ -52,6 +120,8 @@ def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
         "data_accuracy": [],
         "data_vs_next": [],
         "memorised": [],
+        "margin": [],
+        "reach": [],
     }
     for v in views:
         suffix = _suffix(v) if multi else ""
@@ -91,6 +161,7 @@ def write_figures(results: RunResults, out: Path) -> dict[str, list[Path]]:
                 ylabel="exact match of M_r one level past D_r",
             )
         )
+    made.update(frontier_figures({results.task: results}, out, threshold))
     for m in results.members:
         series = results.memorised(m)
         if series:
@@ -153,7 +224,7 @@ def _figure_lines(paths: list[Path], caption: str) -> str:
     )
 
 
-def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
+def report_markdown(results: RunResults, made: dict[str, list[Path]], threshold: float = 0.99) -> str:
     k = len(results.members)
     mean = f", mean over {k} members" if k > 1 else ""
     parts = [
@@ -191,22 +262,38 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]]) -> str:
             "figure 26: repeated exposure tends to reinforce the errors rather than correct them).\n\n"
         )
         parts.append(_figure_lines(made["memorised"], "memorised mistakes"))
+    if made["margin"]:
+        at = f"{100 * threshold:g}%"
+        parts += [
+            f"## Margin and reach at >= {at} (paper figures 9 and 10)\n",
+            f"The margin is how many lengths past the trained range reach {at} in a row (figure 9: it "
+            "grows round by round when self-improvement compounds); the reach is the longest length at "
+            f"{at} (figure 10; dashed: one level a round from the first round shown). A margin that ends "
+            "at the longest length evaluated may be cut off by the window: `eval_until_below` evaluates "
+            "until a level falls below a floor. Compute minutes add labelling, training and evaluation "
+            "of every member.\n",
+            margin_markdown(results, threshold) + "\n",
+            _figure_lines(made["margin"], "margin past the trained range (figure 9)"),
+            _figure_lines(made["reach"], "longest length at the threshold (figure 10)"),
+        ]
     parts.append("## Loading\n\n```python\n" + "\n".join(loading_lines(results)) + "\n```\n")
     return "\n".join(parts)
 
 
-def write_report(output_dir, report_dir=None) -> Path:
+def write_report(output_dir, report_dir=None, threshold: float = 0.99) -> Path:
     """Read the run in `output_dir`, write the figures and report.md into `report_dir` (default
-    `output_dir/report`); returns the path of report.md."""
-    return _write(RunResults.from_output_dir(output_dir), report_dir or RunPaths(output_dir).report)
+    `output_dir/report`); returns the path of report.md. `threshold`: the exact match at which figures
+    9 and 10 count a length as solved (the paper's 99%)."""
+    results = RunResults.from_output_dir(output_dir)
+    return _write(results, report_dir or RunPaths(output_dir).report, threshold)
 
 
-def _write(results: RunResults, report_dir) -> Path:
+def _write(results: RunResults, report_dir, threshold: float = 0.99) -> Path:
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    made = write_figures(results, out)
+    made = write_figures(results, out, threshold)
     path = out / REPORT
-    atomic.write_text(path, report_markdown(results, made))
+    atomic.write_text(path, report_markdown(results, made, threshold))
     return path
 
 
@@ -216,14 +303,22 @@ def main(argv=None) -> int:
     )
     parser.add_argument("run_dir", metavar="OUTPUT_DIR", help="the --output_dir of an si-hf run")
     parser.add_argument("--output_dir", default=None, help="where to write the report (OUTPUT_DIR/report)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.99,
+        help="exact match at which figures 9 and 10 count a length as solved (the paper's 0.99)",
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.threshold <= 1:
+        parser.error(f"--threshold {args.threshold} is not in (0, 1]")
     if args.output_dir is not None and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         parser.error(f"--output_dir: {args.output_dir} is a file; expected a folder for the report")
     try:
         results = RunResults.from_output_dir(args.run_dir)
     except (ValueError, DamagedRoundError) as e:
         parser.error(str(e))  # exits 2 with the usage and the message
-    path = _write(results, args.output_dir or RunPaths(args.run_dir).report)
+    path = _write(results, args.output_dir or RunPaths(args.run_dir).report, args.threshold)
     print(f"report: {path} (figures beside it)")
     print("load the final model and the last round's self-labelled data:")
     print("\n".join(f"    {line}" for line in loading_lines(results)))
