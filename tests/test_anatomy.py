@@ -69,7 +69,7 @@ def test_analyze_errors_on_a_real_model(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["analyze"], "expected one of \\['errors'\\]"),
+        (["analyze"], "expected one of \\['errors', 'carries'\\]"),
         (["analyze", "mistakes"], "got 'mistakes'"),
     ],
 )

@@ -5,7 +5,8 @@
 published the same rounds (labels, weights, metrics; timings aside); `si-hf report OUTPUT_DIR
 [--output_dir DIR]` writes a markdown report with PNG figures of a run (`si_hf.publishing.report`); `si-hf
 summary RUN_DIR ...` puts several runs side by side (`si_hf.summary`); `si-hf analyze errors MODEL` says
-how an arithmetic model's wrong answers are wrong (`si_hf.anatomy`).
+how an arithmetic model's wrong answers are wrong (`si_hf.anatomy`); `si-hf analyze carries MODEL`
+scores an addition model by its longest carry chain (`si_hf.carries`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ COMMANDS = {
     "compare": "compare two output directories round by round (exit 1 on any difference)",
     "report": "write a markdown report with PNG figures of a run (OUTPUT_DIR [--output_dir DIR])",
     "summary": "several runs side by side: seeds of a recipe, or a filter and its contrast (RUN_DIR ...)",
-    "analyze": "analyze errors MODEL: dropped and wrong digits of an arithmetic model's answers, per length",
+    "analyze": "analyze errors MODEL: dropped and wrong digits of an arithmetic model's answers, per length; "
+    "analyze carries MODEL: exact match by the longest carry chain (B.8)",
 }
-ANALYSES = ("errors",)
+ANALYSES = ("errors", "carries")
 
 
 def _usage() -> str:
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"si-hf analyze: got {got}; expected one of {list(ANALYSES)}, e.g. si-hf analyze errors MODEL",
                   file=sys.stderr)  # fmt: skip
             return 2
+        if rest[0] == "carries":
+            from si_hf.carries import main as carries_main
+
+            return carries_main(rest[1:])
         from si_hf.anatomy import main as errors_main
 
         return errors_main(rest[1:])

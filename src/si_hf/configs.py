@@ -186,10 +186,27 @@ class EvaluationArguments:
         default=40, metadata={"help": "The most levels past the frontier that eval_until_below evaluates."}
     )
     eval_batch_size: int = field(default=1024, metadata={"help": "Batch size of evaluation decoding."})
+    eval_carry_sets: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Addition only (appendix B.8): after each round, exact match on held-out problems of these "
+            "operand lengths grouped by their longest cascading carry chain (0..L); [] = off."
+        },
+    )
+    eval_carry_per_chain: int = field(
+        default=50, metadata={"help": "eval_carry_sets: problems per operand length and longest chain."}
+    )
 
     def check_evaluation(self) -> None:
         _at_least(self, ("eval_beyond", "eval_max_beyond"), 0)
-        _at_least(self, ("eval_batch_size", "eval_examples_per_difficulty"), 1)
+        _at_least(self, ("eval_batch_size", "eval_examples_per_difficulty", "eval_carry_per_chain"), 1)
+        if isinstance(self.eval_carry_sets, int):
+            self.eval_carry_sets = [self.eval_carry_sets]
+        bad = [n for n in self.eval_carry_sets if isinstance(n, bool) or not isinstance(n, int) or n < 1]
+        if bad:
+            raise ValueError(
+                f"eval_carry_sets: {self.eval_carry_sets!r}; expected operand lengths, ints >= 1"
+            )
         if self.eval_until_below is not None:
             _in_unit_interval(self, "eval_until_below")
             if self.eval_max_beyond < self.eval_beyond:

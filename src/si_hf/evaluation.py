@@ -114,6 +114,8 @@ class EvalResult:
     # figure 26: per earlier round k (str), the model on that round's wrong training labels
     # {"n", "right", "reproduced"} (`memorised_mistakes`)
     memorised: dict[str, dict] = field(default_factory=dict)
+    # appendix B.8: {operand length: {longest carry chain: exact match}} (`eval_carry_sets`)
+    carries: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def overall(self) -> float:
@@ -126,6 +128,8 @@ class EvalResult:
             out.update(move_valid=self.move_valid, end_valid=self.end_valid)
         if self.memorised:
             out["memorised"] = self.memorised
+        if self.carries:
+            out["carry_accuracy"] = self.carries
         return {**out, "overall": self.overall, "skipped": self.skipped}
 
     def merged(self, other: EvalResult) -> EvalResult:
@@ -143,12 +147,13 @@ class EvalResult:
             finished={**self.finished, **other.finished},
             skipped={**self.skipped, **other.skipped},
             memorised={**self.memorised, **other.memorised},
+            carries={**self.carries, **other.carries},
         )
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
         names = ("accuracy", "count", "move_valid", "end_valid", "finished", "skipped", "memorised")
-        return cls(**{k: d[k] for k in names if k in d})
+        return cls(**{k: d[k] for k in names if k in d}, carries=d.get("carry_accuracy", {}))
 
 
 def _rates(flags_by_key: dict[str, list[bool]]) -> dict[str, float]:

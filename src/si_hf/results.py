@@ -184,6 +184,23 @@ class RunResults:
                     out.setdefault(f"round {k} {what}", {})[r] = shares[what]
         return out
 
+    def carries(self, member: int | None = None) -> dict[int, dict[str, dict[str, float]]]:
+        """Appendix B.8 per round: {round: {operand length: {longest carry chain: exact match}}} of one
+        member or the members' mean (rounds that did not measure it are left out)."""
+        out = {}
+        for r in self.rounds:
+            found = [
+                x.metrics["carry_accuracy"]
+                for m in (self.members if member is None else [member])
+                if (x := self.record(r, m)) and x.metrics.get("carry_accuracy")
+            ]
+            if found:
+                cells = {(n, c) for f in found for n in f for c in f[n]}
+                out[r] = {}
+                for n, c in sorted(cells, key=lambda nc: (int(nc[0]), int(nc[1]))):
+                    out[r].setdefault(n, {})[c] = _mean([f[n][c] for f in found if c in f.get(n, {})])
+        return out
+
     def next_level(self, r: int, member: int) -> list[str]:
         """The level just past what round r labelled: n+1 for one-dimensional difficulties (figure 12);
         for multiplication, the pairs round r+1 labels (unknown for the last round: [])."""

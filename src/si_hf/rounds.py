@@ -31,6 +31,7 @@ from accelerate import PartialState
 from datasets import Dataset
 
 import si_hf  # noqa: F401  (registers SI-Llama with the Auto classes)
+from si_hf.carries import carry_accuracy, carry_problems, evaluate_carries
 from si_hf.collator import PromptCompletionCollator
 from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArguments, TaskArguments
 from si_hf.distributed import whole_models
@@ -178,6 +179,8 @@ class SelfImprovementRun:
             result = self.evaluate(model, trained)
             # and on the wrong labels it has trained on, round by round (figure 26)
             result.memorised = self.memorised(model, r, m, labels[m].dataset)
+            # and on held-out sums by their longest carry chain (appendix B.8), when asked
+            result.carries = self.evaluator.carries(model)
             training["eval_seconds"] = time.perf_counter() - t0
             # publish dataset + checkpoint + metrics as one atomic round (the Hub too, when asked)
             self.publish(r, m, model, labels[m], result, training, trained)
@@ -320,6 +323,7 @@ class Evaluator:
         self.task, self.si, self.tokenizer, self.seed = task, si, tokenizer, seed
         self.decode = {"batch_size": si.eval_batch_size, "progress": progress, **decode}
         self._eval_sets: dict = {}
+        self._carry_rows: list[dict] | None = None
 
     def evaluate(self, model, trained: list[str]) -> EvalResult:
         """Exact match from the easiest level to eval_beyond past the frontier; with eval_until_below,
@@ -342,6 +346,23 @@ class Evaluator:
             self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=self.seed))
         sets = {k: v for k, v in self._eval_sets.items() if k in keys}
         return evaluate_model(model, self.tokenizer, self.task, sets, **self.decode)
+
+    def carries(self, model) -> dict[str, dict[str, float]]:
+        """`eval_carry_sets`: exact match by operand length and longest carry chain; the problems are
+        built once, held out from training (eval split) and from this run's own evaluation prompts."""
+        lengths = self.si.eval_carry_sets
+        if not lengths:
+            return {}
+        if self._carry_rows is None:
+            sets = build_eval_sets(
+                self.task, lengths, num_per_difficulty=self.si.eval_examples_per_difficulty, seed=self.seed
+            )
+            exclude = {p for prompts, _ in sets.values() for p in prompts}
+            n = self.si.eval_carry_per_chain
+            self._carry_rows = carry_problems(self.task, lengths, n, seed=self.seed, exclude=exclude)
+        return carry_accuracy(
+            evaluate_carries(model, self.tokenizer, self.task, self._carry_rows, **self.decode)
+        )
 
     def memorised(self, model, datasets: dict) -> dict[str, dict]:
         """The model on up to memorised_eval_examples wrong labels of each round in `datasets`."""

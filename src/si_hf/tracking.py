@@ -64,6 +64,9 @@ def round_scalars(metrics: dict) -> dict[str, float]:
     ):
         if metrics.get(key) is not None:
             out[f"labels/{name}"] = metrics[key]
+    for length, chains in (metrics.get("carry_accuracy") or {}).items():  # appendix B.8
+        for chain, value in chains.items():
+            out[f"eval_carry_accuracy/L{length}-chain-{chain}"] = value
     for k, shares in (metrics.get("memorised") or {}).items():  # figure 26, per earlier round k
         out[f"eval_memorised_right/round-{k}"] = shares["right"]
         out[f"eval_memorised_reproduced/round-{k}"] = shares["reproduced"]

@@ -10,6 +10,7 @@ names the YAML / CLI key, the bad value and what is expected.
 
 from __future__ import annotations
 
+from si_hf.carries import check_carry_sets
 from si_hf.configs import check_training_arguments
 from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
 from si_hf.labeling import CACHE_IMPLEMENTATIONS, check_cache_implementation
@@ -79,6 +80,7 @@ def validate(task_args, si, model_args, train_args) -> Task:
     check_filters(si, task)
     check_label_source(si.label_source)
     check_noise(si.noise_kind, si.noise_fraction, si.noise_rounds, num_rounds=si.num_rounds, task=task)
+    check_carry_sets(si.eval_carry_sets, task)
     check_planned_rounds(task, si, task.parse_difficulty(task_args.d0), si.round_range(0)[1])
     check_training_arguments(train_args)
     return task

@@ -8,6 +8,7 @@ The object-oriented API (`Figure` + `FigureCanvasAgg`) is used on purpose: a lib
 - `grid`: exact match over n x m digit pairs after one round (multiplication, figures 7 and 34).
 - `lines`: one value per round per series (data accuracy per round; members and their mean).
 - `scatter`: data accuracy of D_r against exact match one level further (figure 12), with y = x.
+- `histogram`: counts per whole number (figure 29: longest carry chains in a round's labels).
 - `steps`: a whole number per round per series (figure 9's margin, figure 10's reach), optionally with
   a dashed reference line (figure 10: one level a round).
 """
@@ -147,8 +148,16 @@ def grid(accuracy: dict[str, float], path: str | Path, *, supervised=(), title: 
     return _save(fig, path)
 
 
-def lines(series: dict[str, dict[int, float]], path: str | Path, *, title: str, ylabel: str) -> Path:
-    """One line per series over rounds; a series named "mean" is drawn thick and black."""
+def lines(
+    series: dict[str, dict[int, float]],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    xlabel: str = "self-improvement round",
+) -> Path:
+    """One line per series over rounds (or another whole-number axis, e.g. the longest carry chain); a
+    series named "mean" is drawn thick and black."""
     if not any(series.values()):
         raise ValueError(f"lines needs at least one point, got {series}")
     fig = _figure(7.0, 4.2)
@@ -160,7 +169,7 @@ def lines(series: dict[str, dict[int, float]], path: str | Path, *, title: str, 
     rounds = sorted({x for points in series.values() for x in points})
     ax.set_xticks(rounds[:: max(1, math.ceil(len(rounds) / 25))])
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("self-improvement round")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -235,4 +244,23 @@ def steps(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def histogram(counts: dict[int, int], path: str | Path, *, title: str, xlabel: str) -> Path:
+    """Bars of counts per whole number, the share of the total written over each bar."""
+    if not counts:
+        raise ValueError("histogram needs at least one count, got none")
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    xs, total = sorted(counts), sum(counts.values())
+    bars = ax.bar(xs, [counts[x] for x in xs], color="tab:blue")
+    for bar, x in zip(bars, xs):
+        ax.annotate(f"{100 * counts[x] / total:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=7)  # fmt: skip
+    ax.set_xticks(xs)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("examples")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)

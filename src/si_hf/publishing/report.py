@@ -11,6 +11,7 @@ Reads only what the store writes (`metrics.json`, the markers under `rounds/`) a
     memorised.png              each round's model on the wrong labels of earlier rounds: right / reproduced (figure 26)
     margin.png                 lengths past the trained range at >= 99%, per round (figure 9)
     reach.png                  the longest length at >= 99% per round, one level a round dashed (figure 10)
+    carries.png                addition with eval_carry_sets: exact match by the longest carry chain (B.8)
     *-member-<m>.png           majority-vote runs: the same per member (the unsuffixed figures show the mean)
 """
 
@@ -122,6 +123,7 @@ def write_figures(results: RunResults, out: Path, threshold: float = 0.99) -> di
         "memorised": [],
         "margin": [],
         "reach": [],
+        "carries": [],
     }
     for v in views:
         suffix = _suffix(v) if multi else ""
@@ -162,6 +164,23 @@ def write_figures(results: RunResults, out: Path, threshold: float = 0.99) -> di
             )
         )
     made.update(frontier_figures({results.task: results}, out, threshold))
+    carries = results.carries()
+    if carries:
+        shown = sorted({min(carries), max(carries)})  # the first round measured and the last
+        series = {
+            f"round {r}, L = {n}": {int(c): v for c, v in chains.items()}
+            for r in shown
+            for n, chains in carries[r].items()
+        }
+        made["carries"].append(
+            figures.lines(
+                series,
+                out / "carries.png",
+                title=f"{results.task}: exact match by the longest carry chain (appendix B.8)",
+                ylabel="exact match" + (" (mean over members)" if multi else ""),
+                xlabel="longest cascading carry chain",
+            )
+        )
     for m in results.members:
         series = results.memorised(m)
         if series:
@@ -262,6 +281,23 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]], threshold:
             "figure 26: repeated exposure tends to reinforce the errors rather than correct them).\n\n"
         )
         parts.append(_figure_lines(made["memorised"], "memorised mistakes"))
+    if made["carries"]:
+        carries = results.carries()
+        head = ["round", "operand length"] + [
+            f"chain {c}" for c in range(max(int(n) for a in carries.values() for n in a) + 1)
+        ]
+        rows = [
+            [r, n] + [tables.pct(chains.get(str(c))) for c in range(len(head) - 2)]
+            for r, by_length in carries.items()
+            for n, chains in by_length.items()
+        ]
+        parts += [
+            "## Carry chains (paper appendix B.8)\n",
+            "Exact match (%) on held-out sums of equal-length operands, by the longest run of columns that "
+            "each carry out (`eval_carry_sets`; random problems rarely hold long chains).\n",
+            tables.markdown(head, rows) + "\n",
+            _figure_lines(made["carries"], "exact match by the longest carry chain"),
+        ]
     if made["margin"]:
         at = f"{100 * threshold:g}%"
         parts += [
