@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quality demo bench reproduce tokenizer clean experiments
+.PHONY: install test quality demo bench reproduce reproduce-accelerated tokenizer clean experiments
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,12 @@ demo: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/python scripts/reproduce.py
 
+# Figures 9 and 10 at CPU scale (docs/experiments.md, "Acceleration"): copy under the standard and the
+# accelerated schedule (and rounds of 1000 steps), then the accelerated reverse-addition recipe under seeds
+# 42, 43, 44, with summaries and figures in outputs/experiments/acceleration/ (about 1 hour a seed).
+reproduce-accelerated: $(STAMP)
+	$(BIN)/python scripts/experiments.py acceleration
+
 reproduce-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py $(subst -,_,$*)
 
@@ -57,6 +63,9 @@ experiments: $(STAMP)
 	$(BIN)/python scripts/experiments.py verifier_floor
 	$(BIN)/python scripts/experiments.py random_labels
 	$(BIN)/python scripts/experiments.py noise_threshold
+	$(BIN)/python scripts/experiments.py round_init
+	$(BIN)/python scripts/experiments.py data_size
+	$(BIN)/python scripts/experiments.py vote_variants
 
 experiment-%: $(STAMP)
 	$(BIN)/python scripts/experiments.py $(subst -,_,$*)

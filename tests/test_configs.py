@@ -220,7 +220,7 @@ def test_label_cache_implementation_reaches_labelling_and_evaluation(tmp_path, c
         lambda module, args, kwargs, out: layers.append(type(kwargs["past_key_values"].layers[0])),
         with_kwargs=True,
     )
-    run.evaluate(model, ["2"])
+    run.evaluator.evaluate(model, ["2"])
     run._models[0] = (0, model)
     run.label(1, 0, ["12=", "345="])
     expected = BufferedLayer if cache == "dynamic" else DynamicLayer
@@ -251,7 +251,7 @@ def test_decode_precision_from_yaml_and_cli_reaches_labelling_and_evaluation(tmp
     model = random_model(run.tokenizer)
     dtypes = []
     model.lm_head.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
-    result = run.evaluate(model, ["3"])
+    result = run.evaluator.evaluate(model, ["3"])
     assert sorted(result.count) == ["1", "2", "3", "4"] and set(dtypes) == {torch.bfloat16}
     dtypes.clear()
     run._models[0] = (0, model)  # round 0's model, as the round that trained it leaves it in memory

@@ -74,6 +74,46 @@ def test_verifier_floor_then_random_labels(experiments, tmp_path):
     assert [m["n_injected"] for m in rounds[1:]] == [0, 0]  # round 1 only
     assert "| perturb |" in (noisy / "summary.md").read_text()
 
+    module.main(["round_init", "--output_dir", str(tmp_path)])
+    base = tmp_path / "round_init" / "seed-42" / "base"
+    marker = json.loads((base / "rounds" / "round-001" / "member-0" / "si_hf_round.json").read_text())
+    assert marker["info"]["config"]["self_improve"]["round_init"] == "base"
+    summary = (tmp_path / "round_init" / "seed-42" / "summary.md").read_text()
+    assert "| continue |" in summary and "| base |" in summary
+
+
+def test_data_size_and_vote_variants_from_k_round0_members(experiments, tmp_path, monkeypatch):
+    """One round 0 of the k-member recipe (k = 2 here), then every N_1 per member and every vote variant."""
+    module, calls = experiments
+    launch = module.launch
+
+    def k2(*args):  # the k-member recipe with 2 members
+        launch(*args, *(("--num_members", "2") if module.VOTE_RECIPE in args else ()))
+
+    monkeypatch.setattr(module, "launch", k2)
+    module.main(["data_size", "--sizes", "8", "24", "--output_dir", str(tmp_path)])
+    round0 = tmp_path / "round0-k3-seed-42"
+    assert calls[0][-6:] == ("--round", "0", "--output_dir", str(round0), "--num_members", "2")
+    runs = [c for c in calls if "--examples_per_round" in c]
+    assert [(c[c.index("--resume_from") + 1][-8:], c[c.index("--examples_per_round") + 1]) for c in runs] == [
+        ("member-0", "8"), ("member-0", "24"), ("member-1", "8"), ("member-1", "24")]  # fmt: skip
+    out = tmp_path / "data_size" / "seed-42"
+    rounds = json.loads((out / "member-1" / "n-24" / "metrics.json").read_text())
+    assert [m["round"] for m in rounds] == [1] and rounds[0]["n_generated"] == 24
+    assert "| 8 |" in (out / "summary.md").read_text() and (out / "data_size.png").is_file()
+
+    module.vote_variants(tmp_path, 42, round0, rounds=1)
+    out = tmp_path / "vote_variants" / "seed-42"
+    for variant, members in (("independent", 2), ("shared_data", 2), ("shared_seed", 2), ("more_data", 1)):
+        metrics = json.loads((out / variant / "metrics.json").read_text())
+        assert sorted(m["member"] for m in metrics) == list(range(members)), variant
+    shared = out / "shared_seed" / "rounds" / "round-001"
+    sources = [json.loads((shared / f"member-{m}" / "si_hf_round.json").read_text())["info"] for m in (0, 1)]
+    links = [(out / "shared-seed-source" / f"member-{m}") for m in (0, 1)]
+    assert [s["resumed_from"]["spec"] for s in sources] == [str(p.absolute()) for p in links]
+    assert {p.resolve() for p in links} == {(round0 / "rounds" / "round-000" / "member-0").resolve()}
+    assert "| more_data |" in (out / "summary.md").read_text()
+
 
 def test_random_labels_needs_the_self_label_arm(experiments, tmp_path):
     module, _ = experiments

@@ -187,6 +187,24 @@ def _excluded(model_dir: Path, task, lengths) -> set[str]:
     return {p for prompts, _ in sets.values() for p in prompts}
 
 
+def round_histogram(task, round_dir: str, out: Path) -> str:
+    """Figure 29: the longest carry chains in a round's self-labelled data, as carry_histogram.png and a
+    line of counts."""
+    from datasets import load_from_disk
+
+    from si_hf.publishing import figures
+
+    counts = chain_histogram(task, load_from_disk(str(Path(round_dir) / "dataset"))["prompt"])
+    figures.histogram(
+        dict(sorted(counts.items())),
+        out / "carry_histogram.png",
+        title=f"{task.name}: longest carry chain in {round_dir} (figure 29)",
+        xlabel="longest cascading carry chain",
+    )
+    shown = ", ".join(f"{c}: {n}" for c, n in sorted(counts.items()))
+    return f"\nLongest carry chains in the labels of {round_dir} (figure 29): {shown}\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="si-hf analyze carries", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", metavar="MODEL", help="a model folder (a round's model/ in a store)")
@@ -223,7 +241,7 @@ def main(argv=None) -> int:
         )
     except ValueError as e:
         parser.error(str(e))
-    from datasets import Dataset, load_from_disk
+    from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
     from si_hf.publishing import figures
@@ -247,16 +265,7 @@ def main(argv=None) -> int:
         xlabel="longest cascading carry chain",
     )
     if round_data is not None:
-        labels = load_from_disk(str(round_data))
-        counts = chain_histogram(task, labels["prompt"])
-        figures.histogram(
-            dict(sorted(counts.items())),
-            out / "carry_histogram.png",
-            title=f"{task.name}: longest carry chain in {args.round_data} (figure 29)",
-            xlabel="longest cascading carry chain",
-        )
-        shown = ", ".join(f"{c}: {n}" for c, n in sorted(counts.items()))
-        text += f"\nLongest carry chains in the labels of {args.round_data} (figure 29): {shown}\n"
+        text += round_histogram(task, args.round_data, out)
     atomic.write_text(out / "carries.md", text)
     atomic.write_json(out / "carries.json", accuracy)
     print(text, end="")

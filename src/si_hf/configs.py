@@ -217,6 +217,29 @@ class EvaluationArguments:
 
 
 @dataclass
+class StoreArguments:
+    """Where rounds go besides the local store, and how a store is continued or started from another
+    run's round. Parsed with `SelfImproveArguments`, which inherits them."""
+
+    hub_dataset_id: str | None = field(
+        default=None, metadata={"help": "Push each round's dataset to this Hub repo (branch round-N)."}
+    )
+    overwrite_hub_revision: bool = field(
+        default=False, metadata={"help": "Allow re-pushing a round revision that is already complete."}
+    )
+    allow_config_change: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue a store although a setting that defines the experiment (si_hf.experiment: task, "
+            "D_0, model, filters, schedule, seeds, round-0 training) differs from the one its rounds ran with."
+        },
+    )
+    resume_from: str | None = field(
+        default=None, metadata={"help": "Start from a published round: user/name@round-3 or a local path."}
+    )
+
+
+@dataclass
 class LaboratoryArguments:
     """The avalanche laboratory's instruments (docs/experiments.md): a graded oracle check, truth-labelled
     control rounds, synthetic label noise (appendix B.6-B.7) and memorised mistakes (figure 26). Parsed
@@ -262,7 +285,7 @@ class LaboratoryArguments:
 
 
 @dataclass
-class SelfImproveArguments(LaboratoryArguments, EvaluationArguments):
+class SelfImproveArguments(LaboratoryArguments, EvaluationArguments, StoreArguments):
     # --- which rounds this invocation runs ---
     round: int | None = field(default=None, metadata={"help": "Run exactly this round (0 = supervised)."})
     rounds: str | None = field(
@@ -330,10 +353,27 @@ class SelfImproveArguments(LaboratoryArguments, EvaluationArguments):
             "winning one) or consensus (an ablation: every member trains on the winning label)."
         },
     )
+    vote_variant: str = field(
+        default="independent",
+        metadata={
+            "help": "Appendix B.2.4 (table 2): independent (the paper's setting: k seeds, each member trains on "
+            "its own labels), shared_data (every member trains on one voted dataset: member 0's prompts, the "
+            "winning labels), shared_seed (every member starts from member 0's round-0 model, then its own "
+            "labels) or more_data (the baseline: one model, k x examples_per_round prompts, no vote)."
+        },
+    )
     verifier_checks: list[str] = field(
         default_factory=lambda: ["move", "end"], metadata={"help": "verifier: maze checks, move and/or end."}
     )
     # --- training in rounds >= 1 (round 0 uses the TrainingArguments as given) ---
+    round_init: str = field(
+        default="continue",
+        metadata={
+            "help": "continue (round r starts from round r-1's model) or base (round r starts again from the "
+            "round-0 model, or the pretrained base with fresh LoRA adapters, on D_0 and every kept round, with "
+            "the same mix and step budget): the restart-or-continue question of expert iteration."
+        },
+    )
     round_max_steps: int = field(
         default=1500, metadata={"help": "Optimizer steps per self-improvement round."}
     )
@@ -377,23 +417,6 @@ class SelfImproveArguments(LaboratoryArguments, EvaluationArguments):
             "bf16. Labelling and evaluation follow decode_precision."
         },
     )
-    # --- store ---
-    hub_dataset_id: str | None = field(
-        default=None, metadata={"help": "Push each round's dataset to this Hub repo (branch round-N)."}
-    )
-    overwrite_hub_revision: bool = field(
-        default=False, metadata={"help": "Allow re-pushing a round revision that is already complete."}
-    )
-    allow_config_change: bool = field(
-        default=False,
-        metadata={
-            "help": "Continue a store although a setting that defines the experiment (si_hf.experiment: task, "
-            "D_0, model, filters, schedule, seeds, round-0 training) differs from the one its rounds ran with."
-        },
-    )
-    resume_from: str | None = field(
-        default=None, metadata={"help": "Start from a published round: user/name@round-3 or a local path."}
-    )
     # --- extensions (docs/extending.md) ---
     plugins: list[str] = field(
         default_factory=list,
@@ -416,6 +439,8 @@ class SelfImproveArguments(LaboratoryArguments, EvaluationArguments):
             "decode_precision",
             "label_cache_implementation",
             "vote_labels",
+            "vote_variant",
+            "round_init",
             "precision",
         ):
             if not isinstance(getattr(self, name), str):

@@ -31,6 +31,8 @@ _SELF_IMPROVE = (
     "min_round_examples",
     "precision",
     "completion_only_loss",
+    "vote_variant",
+    "round_init",
 )
 _MODEL = (
     "model_name_or_path",
@@ -71,6 +73,8 @@ EXPERIMENT_KEYS = {"task": _TASK, "self_improve": _SELF_IMPROVE, "model": _MODEL
 KEYS_ADDED_LATER = {
     "completion_only_loss": True,
     "d0_operand_lengths": "independent",
+    "vote_variant": "independent",
+    "round_init": "continue",
     **LABEL_SETTINGS_ADDED_LATER,
 }
 

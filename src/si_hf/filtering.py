@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from si_hf.checks import is_int, require_int
 from si_hf.configs import SelfImproveArguments
@@ -34,6 +34,41 @@ FILTERS = Registry("filter", key="filters")
 CHECKS = ("move", "end")
 # Which label member m of a voting run trains on (paper section 5: its own agreeing labels).
 VOTE_LABELS = ("own", "consensus")
+# Appendix B.2.4, table 2: (initial training data cost, self-improve data cost per round) in units of
+# one model's D_0 and one round's examples_per_round, for k members.
+VOTE_VARIANTS = {
+    "independent": ("k", "k"),  # the paper's main setting: k seeds, each member its own labels
+    "shared_data": ("k", "1"),  # k seeds, every member trains on one voted dataset
+    "shared_seed": ("1", "k"),  # one round-0 model for all, then each member its own labels
+    "more_data": ("1", "k"),  # no vote: one model, k times the prompts a round
+}
+
+
+def check_vote_variant(settings) -> None:
+    """A variant other than `independent` is an ablation of the vote: it needs the majority_vote filter
+    over k >= 2 members."""
+    variant = settings.vote_variant
+    if variant not in VOTE_VARIANTS:
+        raise ValueError(f"vote_variant: {variant!r} is not one of {list(VOTE_VARIANTS)}")
+    if variant != "independent" and ("majority_vote" not in settings.filters or settings.num_members < 2):
+        raise ValueError(
+            f"vote_variant: {variant!r} is an ablation of the majority vote; expected filters with majority_vote "
+            f"and num_members >= 2, got filters {list(settings.filters)} and num_members {settings.num_members}"
+        )
+
+
+def vote_variant_settings(settings):
+    """The settings a vote variant runs with. `more_data` (B.2.4, baseline 1): one model labelling k times
+    examples_per_round prompts a round, the majority_vote filter dropped (the others kept); `shared_data`:
+    every member trains on the winning labels (vote_labels consensus). The others run as given."""
+    k = settings.num_members
+    if settings.vote_variant == "more_data":
+        kept = [f for f in settings.filters if f != "majority_vote"] or ["finished"]
+        return replace(settings, num_members=1, examples_per_round=k * settings.examples_per_round,
+                                   filters=kept)  # fmt: skip
+    if settings.vote_variant == "shared_data":
+        return replace(settings, vote_labels="consensus")
+    return settings
 
 
 def _check_mask(mask, n: int, what: str) -> list[bool]:

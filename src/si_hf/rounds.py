@@ -19,6 +19,7 @@ the run it was resumed from) is `si_hf.history.RoundHistory`'s business.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -37,7 +38,7 @@ from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArgume
 from si_hf.distributed import whole_models
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table, memorised_mistakes
 from si_hf.experiment import config_snapshot
-from si_hf.filtering import voting
+from si_hf.filtering import vote_variant_settings, voting
 from si_hf.history import RoundHistory, check_sources, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
 from si_hf.layout import TRAINER, RunPaths
@@ -74,6 +75,7 @@ class Labels:
 class SelfImprovementRun:
     def __init__(self, task_args, si, model_args, train_args):
         self.task = validate(task_args, si, model_args, train_args)  # every argument, before any work
+        si = vote_variant_settings(si)  # more_data: one model, k x the prompts; shared_data: consensus labels
         self.task_args, self.si, self.model_args = task_args, si, model_args
         self.d0 = self.task.parse_difficulty(task_args.d0)
         self.tokenizer = get_tokenizer(model_args.tokenizer_name or self.task.tokenizer_name)
@@ -161,14 +163,18 @@ class SelfImprovementRun:
         levels, trained = self.choose_difficulties(r)
         # Every member's labels come from the round r-1 models, so label all before training any.
         labels = {m: Labels() if r == 0 else self.staged_labels(r, m, levels) for m in todo}
+        made: dict[int, Labels] = {}  # vote_variant shared_data: member 0's labels, made once for all
         for m in todo:
             if r > 0 and labels[m] is None:
-                # sample prompts from member m's own seed stream, never from the evaluation split
-                prompts, difficulties = self.sample_prompts(r, m, levels)
-                # label them greedily with the round r-1 model(s), with no ground truth
-                predictions, labelers, seconds = self.label(r, m, prompts)
-                # filter per difficulty level, without ground truth
-                labels[m] = self.filter(r, m, prompts, difficulties, predictions, labelers, seconds)
+                src = 0 if self.si.vote_variant == "shared_data" else m
+                if src not in made:
+                    # sample prompts from member src's own seed stream, never from the evaluation split
+                    prompts, difficulties = self.sample_prompts(r, src, levels)
+                    # label them greedily with the round r-1 model(s), with no ground truth
+                    predictions, labelers, seconds = self.label(r, src, prompts)
+                    # filter per difficulty level, without ground truth
+                    made[src] = self.filter(r, src, prompts, difficulties, predictions, labelers, seconds)
+                labels[m] = made[src]
                 # stage the kept labels: a crash from here on never labels them again
                 self.stage(r, m, labels[m], levels)
         for m in todo:
@@ -176,7 +182,7 @@ class SelfImprovementRun:
             model, training = self.train(r, m, labels[m].dataset)
             # evaluate on held-out prompts, from the easiest level to eval_beyond past the frontier
             t0 = time.perf_counter()
-            result = self.evaluate(model, trained)
+            result = self.evaluator.evaluate(model, trained)
             # and on the wrong labels it has trained on, round by round (figure 26)
             result.memorised = self.memorised(model, r, m, labels[m].dataset)
             # and on held-out sums by their longest carry chain (appendix B.8), when asked
@@ -240,15 +246,18 @@ class SelfImprovementRun:
 
     def train(self, r: int, m: int, labels: Dataset | None) -> tuple[object, dict]:
         # whole in every process, under ZeRO-3 too: DeepSpeed shards it only while it trains
+        if r == 0 and m > 0 and self.si.vote_variant == "shared_seed":
+            return shared_round0(self, m)
+        seed = round_seed(self.train_args.seed, r, m)
         with whole_models():
-            if r == 0:
-                model = build_model(
-                    self.model_args, self.tokenizer, seed=round_seed(self.train_args.seed, 0, m)
-                )
+            if r == 0 or (self.si.round_init == "base" and self.model_args.use_peft):
+                # round 0, or a restarted LoRA round: the base (pretrained, or from scratch) anew
+                model = build_model(self.model_args, self.tokenizer, seed=seed)
             else:
-                model = self.model(r - 1, m)
+                # round_init continue: round r-1's model; base: the round-0 model again
+                model = self.model(r - 1 if self.si.round_init == "continue" else 0, m)
                 if self.model_args.use_peft:
-                    model = add_lora(model, self.model_args, seed=round_seed(self.train_args.seed, r, m))
+                    model = add_lora(model, self.model_args, seed=seed)
         rounds = {k: labels if k == r else self.history.dataset(k, m) for k in range(1, r + 1)}
         mix = round_mix(self, r, m, rounds)
         work = str(self.store.local.work_dir(r, m) / TRAINER)
@@ -262,9 +271,6 @@ class SelfImprovementRun:
         if labels is not None:
             self.history.remember_dataset(r, m, labels)
         return model, training
-
-    def evaluate(self, model, trained: list[str]) -> EvalResult:
-        return self.evaluator.evaluate(model, trained)
 
     def memorised(self, model, r: int, m: int, current: Dataset | None) -> dict[str, dict]:
         """Figure 26: member m's model of round r on the wrong labels of its rounds 1..r."""
@@ -313,6 +319,15 @@ class SelfImprovementRun:
             with whole_models():  # labelling needs the whole model in every process, under ZeRO-3 too
                 self._models[m] = (r, self.history.load_model(r, m, device=device, attn_implementation=attn))
         return self._models[m][1]
+
+
+def shared_round0(run: SelfImprovementRun, m: int) -> tuple[object, dict]:
+    """vote_variant shared_seed (B.2.4): member m starts from member 0's round-0 model (a copy; one
+    initial training for all members), with member 0's training record and no time of its own."""
+    model = copy.deepcopy(run.model(0, 0))
+    training = {k: v for k, v in run.history.metrics(0, 0).items() if k.startswith("train_")}
+    run._models[m] = (0, model)
+    return model, {**training, "train_seconds": 0.0, "copied_from_member": 0}
 
 
 class Evaluator:

@@ -23,6 +23,14 @@ from si_hf.layout import member_dirname
 logger = logging.getLogger("si_hf")
 
 
+ROUND_INITS = ("continue", "base")
+
+
+def check_round_init(value) -> None:
+    if value not in ROUND_INITS:
+        raise ValueError(f"round_init: {value!r} is not one of {list(ROUND_INITS)}")
+
+
 def round_seed(seed: int, r: int, member: int) -> int:
     return seed + 1000 * member + r
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from si_hf.carries import check_carry_sets
 from si_hf.configs import check_training_arguments
-from si_hf.filtering import FILTERS, VOTE_LABELS, check_filters
+from si_hf.filtering import FILTERS, VOTE_LABELS, VOTE_VARIANTS, check_filters, check_vote_variant
 from si_hf.labeling import CACHE_IMPLEMENTATIONS, check_cache_implementation
 from si_hf.noise import NOISE_KINDS, check_noise
 from si_hf.precision import DECODE_PRECISIONS, PRECISIONS, check_decode_precision, check_precision
@@ -21,6 +21,7 @@ from si_hf.round_data import LABEL_SOURCES, check_label_source
 from si_hf.schedules import SCHEDULES, check_compatible, check_planned_rounds
 from si_hf.tasks import TASKS, Task, task_from_args
 from si_hf.tasks.addition import D0_OPERAND_LENGTHS
+from si_hf.training import ROUND_INITS, check_round_init
 
 # Options whose values are a fixed set, for --help (each is checked by the module that implements it).
 CHOICES = {
@@ -28,6 +29,8 @@ CHOICES = {
     "decode_precision": DECODE_PRECISIONS,
     "precision": PRECISIONS,
     "vote_labels": VOTE_LABELS,
+    "vote_variant": tuple(VOTE_VARIANTS),
+    "round_init": ROUND_INITS,
     "d0_operand_lengths": D0_OPERAND_LENGTHS,
     "noise_kind": NOISE_KINDS,
     "label_source": LABEL_SOURCES,
@@ -81,6 +84,8 @@ def validate(task_args, si, model_args, train_args) -> Task:
     check_label_source(si.label_source)
     check_noise(si.noise_kind, si.noise_fraction, si.noise_rounds, num_rounds=si.num_rounds, task=task)
     check_carry_sets(si.eval_carry_sets, task)
+    check_vote_variant(si)
+    check_round_init(si.round_init)
     check_planned_rounds(task, si, task.parse_difficulty(task_args.d0), si.round_range(0)[1])
     check_training_arguments(train_args)
     return task

@@ -110,6 +110,47 @@ def margin_markdown(results: RunResults, threshold: float) -> str:
     return tables.markdown(head, rows)
 
 
+def carries_figure(results: RunResults, out: Path) -> list[Path]:
+    """Appendix B.8: exact match by the longest carry chain, per operand length, in the first round that
+    measured it and the last (the members' mean); [] when no round did (`eval_carry_sets`)."""
+    carries = results.carries()
+    if not carries:
+        return []
+    shown = sorted({min(carries), max(carries)})
+    series = {
+        f"round {r}, L = {n}": {int(c): v for c, v in chains.items()}
+        for r in shown
+        for n, chains in carries[r].items()
+    }
+    mean = " (mean over members)" if len(results.members) > 1 else ""
+    path = figures.lines(
+        series,
+        out / "carries.png",
+        title=f"{results.task}: exact match by the longest carry chain (appendix B.8)",
+        ylabel=f"exact match{mean}",
+        xlabel="longest cascading carry chain",
+    )
+    return [path]
+
+
+def carries_section(results: RunResults, made: dict[str, list[Path]]) -> list[str]:
+    carries = results.carries()
+    chains = range(max(int(n) for by_length in carries.values() for n in by_length) + 1)
+    head = ["round", "operand length"] + [f"chain {c}" for c in chains]
+    rows = [
+        [r, n] + [tables.pct(by_chain.get(str(c))) for c in chains]
+        for r, by_length in carries.items()
+        for n, by_chain in by_length.items()
+    ]
+    return [
+        "## Carry chains (paper appendix B.8)\n",
+        "Exact match (%) on held-out sums of equal-length operands, by the longest run of columns that "
+        "each carry out (`eval_carry_sets`; random problems rarely hold long chains).\n",
+        tables.markdown(head, rows) + "\n",
+        _figure_lines(made["carries"], "exact match by the longest carry chain"),
+    ]
+
+
 def write_figures(results: RunResults, out: Path, threshold: float = 0.99) -> dict[str, list[Path]]:
     """Every figure of the report; {figure kind: [paths]} (the mean first, then each member)."""
     multi = len(results.members) > 1
@@ -164,23 +205,7 @@ def write_figures(results: RunResults, out: Path, threshold: float = 0.99) -> di
             )
         )
     made.update(frontier_figures({results.task: results}, out, threshold))
-    carries = results.carries()
-    if carries:
-        shown = sorted({min(carries), max(carries)})  # the first round measured and the last
-        series = {
-            f"round {r}, L = {n}": {int(c): v for c, v in chains.items()}
-            for r in shown
-            for n, chains in carries[r].items()
-        }
-        made["carries"].append(
-            figures.lines(
-                series,
-                out / "carries.png",
-                title=f"{results.task}: exact match by the longest carry chain (appendix B.8)",
-                ylabel="exact match" + (" (mean over members)" if multi else ""),
-                xlabel="longest cascading carry chain",
-            )
-        )
+    made["carries"] = carries_figure(results, out)
     for m in results.members:
         series = results.memorised(m)
         if series:
@@ -282,22 +307,7 @@ def report_markdown(results: RunResults, made: dict[str, list[Path]], threshold:
         )
         parts.append(_figure_lines(made["memorised"], "memorised mistakes"))
     if made["carries"]:
-        carries = results.carries()
-        head = ["round", "operand length"] + [
-            f"chain {c}" for c in range(max(int(n) for a in carries.values() for n in a) + 1)
-        ]
-        rows = [
-            [r, n] + [tables.pct(chains.get(str(c))) for c in range(len(head) - 2)]
-            for r, by_length in carries.items()
-            for n, chains in by_length.items()
-        ]
-        parts += [
-            "## Carry chains (paper appendix B.8)\n",
-            "Exact match (%) on held-out sums of equal-length operands, by the longest run of columns that "
-            "each carry out (`eval_carry_sets`; random problems rarely hold long chains).\n",
-            tables.markdown(head, rows) + "\n",
-            _figure_lines(made["carries"], "exact match by the longest carry chain"),
-        ]
+        parts += carries_section(results, made)
     if made["margin"]:
         at = f"{100 * threshold:g}%"
         parts += [
