@@ -66,7 +66,9 @@ def test_the_runs_evaluation_prompts_are_left_out(tmp_path):
 
 
 def test_too_many_problems_for_a_small_cell_is_an_error():
-    with pytest.raises(ValueError, match="--per_carry 50: only .* 1-digit problems with a longest carry chain of 0"):
+    with pytest.raises(
+        ValueError, match="--per_carry 50: only .* 1-digit problems with a longest carry chain of 0"
+    ):
         carry_problems(get_task("reverse_addition"), [1], 50, seed=0)
     with pytest.raises(ValueError, match="task: 'copy' has no carries"):
         carry_problems(get_task("copy"), [3], 5, seed=0)
@@ -84,7 +86,14 @@ def test_analyze_carries_end_to_end(tmp_path, capsys):
     assert cli(["analyze", "carries", str(tmp_path / "model"), "--lengths", "1", "2", "--per_carry", "3",
                 "--round_data", str(tmp_path / "round"), "--output_dir", str(out)]) == 0  # fmt: skip
     problems = load_from_disk(str(out / "problems"))
-    assert problems.column_names == ["prompt", "completion", "length", "max_carry", "model_completion", "correct"]
+    assert problems.column_names == [
+        "prompt",
+        "completion",
+        "length",
+        "max_carry",
+        "model_completion",
+        "correct",
+    ]
     assert len(problems) == 3 * (2 + 3)
     assert set(problems["model_completion"]) == {"20"}
     assert problems["correct"] == [c == "20" for c in problems["completion"]]

@@ -42,7 +42,9 @@ def test_round_init_sets_what_a_round_starts_from(tmp_path):
         w2 = weights(tmp_path / init, 2)
         assert same(w2, start, atol=1e-6) and not same(w2, other, atol=1e-4)
         assert metrics(tmp_path / init, 2)["train_steps"] == TINY["round_max_steps"]
-        info = json.loads((tmp_path / init / "rounds/round-002/member-0/si_hf_round.json").read_text())["info"]
+        info = json.loads((tmp_path / init / "rounds/round-002/member-0/si_hf_round.json").read_text())[
+            "info"
+        ]
         assert info["config"]["self_improve"]["round_init"] == init
 
 
@@ -76,9 +78,15 @@ def test_shared_data_trains_every_member_on_one_voted_dataset(tmp_path):
     d0, d1 = round_dataset(out, 1, 0), round_dataset(out, 1, 1)
     assert d0.to_dict() == d1.to_dict()
     # member 0's prompts (its seed stream), not member 1's
-    drawn = set(task.generate(TINY["examples_per_round"], seed=1234, purpose="round", keys=(1, 0), difficulty=4)["prompt"])
+    drawn = set(
+        task.generate(TINY["examples_per_round"], seed=1234, purpose="round", keys=(1, 0), difficulty=4)[
+            "prompt"
+        ]
+    )
     assert set(d1["prompt"]) <= drawn
-    assert metrics(out, 1, 0)["n_generated"] == metrics(out, 1, 1)["n_generated"] == TINY["examples_per_round"]
+    assert (
+        metrics(out, 1, 0)["n_generated"] == metrics(out, 1, 1)["n_generated"] == TINY["examples_per_round"]
+    )
     assert not same(weights(out, 0, 0), weights(out, 0, 1))  # members still start from their own seeds
 
 
