@@ -60,7 +60,7 @@ A finished run is not run again: rerunning resumes.
     python scripts/experiments.py random_labels [--seed 42] [--output_dir outputs/experiments]
     python scripts/experiments.py round_init [--seed 42]
     python scripts/experiments.py acceleration [--seeds 42 43 44]
-    python scripts/experiments.py data_size [--sizes 250 1000 4000 16000] [--round0 DIR] [--seed 42]
+    python scripts/experiments.py data_size [--sizes 250 1000 4000] [--round0 DIR] [--seed 42]
     python scripts/experiments.py vote_variants [--round0 DIR] [--seed 42]
 """
 
@@ -475,7 +475,7 @@ def main(argv=None) -> None:
     parser.add_argument("--qs", type=float, nargs="+", default=[0.0, 0.05, 0.2, 0.5, 1.0])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 0.6])
     parser.add_argument("--kinds", nargs="+", choices=NOISE_KINDS, default=list(NOISE_KINDS))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000, 4000, 16000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000, 4000])
     parser.add_argument(
         "--round0", type=Path, default=None, help="a run of the k-member recipe whose round 0 to use"
     )

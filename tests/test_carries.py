@@ -81,7 +81,10 @@ def test_analyze_carries_end_to_end(tmp_path, capsys):
     char.save_pretrained(tmp_path / "model")
     task = get_task("reverse_addition")
     labels = carry_problems(task, [4], 3, seed=9)
-    Dataset.from_list(labels).save_to_disk(str(tmp_path / "round" / "dataset"))
+    (tmp_path / "round" / "dataset" / "data").mkdir(parents=True)  # a round's dataset as the store writes it
+    Dataset.from_list(labels).to_parquet(
+        str(tmp_path / "round" / "dataset" / "data" / "train-00000-of-00001.parquet")
+    )
     out = tmp_path / "carries"
     assert cli(["analyze", "carries", str(tmp_path / "model"), "--lengths", "1", "2", "--per_carry", "3",
                 "--round_data", str(tmp_path / "round"), "--output_dir", str(out)]) == 0  # fmt: skip

@@ -187,14 +187,24 @@ def _excluded(model_dir: Path, task, lengths) -> set[str]:
     return {p for prompts, _ in sets.values() for p in prompts}
 
 
+def round_files(round_dir) -> list[Path]:
+    """The parquet files of a round's dataset as the store writes it (`<round>/dataset/data/*.parquet`)."""
+    return sorted((Path(round_dir) / "dataset").glob("data/*.parquet"))
+
+
 def round_histogram(task, round_dir: str, out: Path) -> str:
     """Figure 29: the longest carry chains in a round's self-labelled data, as carry_histogram.png and a
     line of counts."""
-    from datasets import load_from_disk
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from si_hf.publishing import figures
 
-    counts = chain_histogram(task, load_from_disk(str(Path(round_dir) / "dataset"))["prompt"])
+    files = round_files(round_dir)
+    prompts = (
+        pa.concat_tables([pq.read_table(f, columns=["prompt"]) for f in files]).column("prompt").to_pylist()
+    )
+    counts = chain_histogram(task, prompts)
     figures.histogram(
         dict(sorted(counts.items())),
         out / "carry_histogram.png",
@@ -225,11 +235,11 @@ def main(argv=None) -> int:
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         parser.error(f"MODEL: {args.model} holds no config.json; expected a model folder (from_pretrained)")
-    round_data = None
-    if args.round_data is not None:
-        round_data = Path(args.round_data) / "dataset"
-        if not round_data.is_dir():
-            parser.error(f"--round_data: {args.round_data} has no dataset/; expected a round's member folder")
+    if args.round_data is not None and not round_files(args.round_data):
+        parser.error(
+            f"--round_data: {args.round_data} has no dataset/data/*.parquet; expected a round's member folder "
+            "(RUN/rounds/round-NNN/member-M)"
+        )
     task = get_task(args.task)
     try:
         rows = carry_problems(
@@ -264,7 +274,7 @@ def main(argv=None) -> int:
         ylabel="exact match",
         xlabel="longest cascading carry chain",
     )
-    if round_data is not None:
+    if args.round_data is not None:
         text += round_histogram(task, args.round_data, out)
     atomic.write_text(out / "carries.md", text)
     atomic.write_json(out / "carries.json", accuracy)
