@@ -64,10 +64,10 @@ def test_lora_base_restarts_from_the_pretrained_model(tmp_path):
     main(["--config", str(cfg)])
     key = "model.layers.0.self_attn.q_proj.weight"
     d0, d1 = (weights(run_dir(cfg), r)[key] - base[key] for r in (0, 1))
-    assert torch.linalg.matrix_rank(d0, atol=1e-6).item() == 2
-    assert torch.linalg.matrix_rank(d1, atol=1e-6).item() == 2
+    assert torch.linalg.matrix_rank(d0, rtol=1e-4).item() == 2
+    assert torch.linalg.matrix_rank(d1, rtol=1e-4).item() == 2
     # continuing would give d0 + (a rank-2 update): rank 4, and round 1 would still contain d0
-    assert torch.linalg.matrix_rank(torch.cat([d0, d1]), atol=1e-6).item() > 2
+    assert torch.linalg.matrix_rank(torch.cat([d0, d1]), rtol=1e-4).item() > 2
 
 
 def test_shared_data_trains_every_member_on_one_voted_dataset(tmp_path):
