@@ -38,7 +38,7 @@ demo: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/python scripts/reproduce.py
 
-# Figures 9 and 10 at CPU scale (docs/experiments.md, "Acceleration"): copy under the standard and the
+# Figures 9 and 10 at CPU scale (docs/experiments.md, "Does the gain compound?"): copy under the standard and the
 # accelerated schedule (and rounds of 1000 steps), then the accelerated reverse-addition recipe under seeds
 # 42, 43, 44, with summaries and figures in outputs/experiments/acceleration/ (about 1 hour a seed).
 reproduce-accelerated: $(STAMP)

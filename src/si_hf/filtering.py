@@ -57,6 +57,12 @@ def check_vote_variant(settings) -> None:
         )
 
 
+def label_member(settings, m: int) -> int:
+    """The member whose prompts and labels member m trains on: its own, or member 0's under
+    `shared_data` (one voted dataset for every member)."""
+    return 0 if settings.vote_variant == "shared_data" else m
+
+
 def vote_variant_settings(settings):
     """The settings a vote variant runs with. `more_data` (B.2.4, baseline 1): one model labelling k times
     examples_per_round prompts a round, the majority_vote filter dropped (the others kept); `shared_data`:

@@ -38,7 +38,7 @@ from si_hf.configs import ModelArguments, SelfImproveArguments, SITrainingArgume
 from si_hf.distributed import whole_models
 from si_hf.evaluation import EvalResult, build_eval_sets, evaluate_model, format_table, memorised_mistakes
 from si_hf.experiment import config_snapshot
-from si_hf.filtering import vote_variant_settings, voting
+from si_hf.filtering import label_member, vote_variant_settings, voting
 from si_hf.history import RoundHistory, check_sources, recorded_sources, resume_sources
 from si_hf.labeling import label_across_processes
 from si_hf.layout import TRAINER, RunPaths
@@ -166,7 +166,7 @@ class SelfImprovementRun:
         made: dict[int, Labels] = {}  # vote_variant shared_data: member 0's labels, made once for all
         for m in todo:
             if r > 0 and labels[m] is None:
-                src = 0 if self.si.vote_variant == "shared_data" else m
+                src = label_member(self.si, m)  # m, or member 0 under vote_variant shared_data
                 if src not in made:
                     # sample prompts from member src's own seed stream, never from the evaluation split
                     prompts, difficulties = self.sample_prompts(r, src, levels)
@@ -353,14 +353,17 @@ class Evaluator:
             cap=self.si.eval_max_beyond,
         )
 
-    def score(self, model, levels: list) -> EvalResult:
+    def eval_sets(self, levels: list) -> dict:
+        """The held-out (prompts, answers) of `levels`, each level built once per run."""
         keys = {self.task.difficulty_key(lv): lv for lv in levels}
         missing = [lv for k, lv in keys.items() if k not in self._eval_sets]
         if missing:
             n = self.si.eval_examples_per_difficulty
             self._eval_sets.update(build_eval_sets(self.task, missing, num_per_difficulty=n, seed=self.seed))
-        sets = {k: v for k, v in self._eval_sets.items() if k in keys}
-        return evaluate_model(model, self.tokenizer, self.task, sets, **self.decode)
+        return {k: v for k, v in self._eval_sets.items() if k in keys}
+
+    def score(self, model, levels: list) -> EvalResult:
+        return evaluate_model(model, self.tokenizer, self.task, self.eval_sets(levels), **self.decode)
 
     def carries(self, model) -> dict[str, dict[str, float]]:
         """`eval_carry_sets`: exact match by operand length and longest carry chain; the problems are
@@ -369,10 +372,7 @@ class Evaluator:
         if not lengths:
             return {}
         if self._carry_rows is None:
-            sets = build_eval_sets(
-                self.task, lengths, num_per_difficulty=self.si.eval_examples_per_difficulty, seed=self.seed
-            )
-            exclude = {p for prompts, _ in sets.values() for p in prompts}
+            exclude = {p for prompts, _ in self.eval_sets(lengths).values() for p in prompts}
             n = self.si.eval_carry_per_chain
             self._carry_rows = carry_problems(self.task, lengths, n, seed=self.seed, exclude=exclude)
         return carry_accuracy(

@@ -148,6 +148,14 @@ def grid(accuracy: dict[str, float], path: str | Path, *, supervised=(), title: 
     return _save(fig, path)
 
 
+def _plot_series(ax, series: dict[str, dict[int, float]]) -> None:
+    """One line with markers per series, x ascending; a series named "mean" thick and black."""
+    for name, points in series.items():
+        xs = sorted(points)
+        style = {"color": "black", "lw": 2.5} if name == "mean" else {"lw": 1.2, "alpha": 0.8}
+        ax.plot(xs, [points[x] for x in xs], marker="o", label=name, **style)
+
+
 def lines(
     series: dict[str, dict[int, float]],
     path: str | Path,
@@ -162,10 +170,7 @@ def lines(
         raise ValueError(f"lines needs at least one point, got {series}")
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot()
-    for name, points in series.items():
-        xs = sorted(points)
-        style = {"color": "black", "lw": 2.5} if name == "mean" else {"lw": 1.2, "alpha": 0.8}
-        ax.plot(xs, [points[x] for x in xs], marker="o", label=name, **style)
+    _plot_series(ax, series)
     rounds = sorted({x for points in series.values() for x in points})
     ax.set_xticks(rounds[:: max(1, math.ceil(len(rounds) / 25))])
     ax.set_ylim(-0.02, 1.02)
@@ -230,10 +235,7 @@ def steps(
     if reference is not None and reference[1]:
         xs = sorted(reference[1])
         ax.plot(xs, [reference[1][x] for x in xs], ls="--", color="grey", lw=1.2, label=reference[0])
-    for name, points in series.items():
-        xs = sorted(points)
-        style = {"color": "black", "lw": 2.5} if name == "mean" else {"lw": 1.4, "alpha": 0.85}
-        ax.plot(xs, [points[x] for x in xs], marker="o", label=name, **style)
+    _plot_series(ax, series)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

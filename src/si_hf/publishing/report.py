@@ -44,26 +44,27 @@ def _suffix(member: int | None) -> str:
     return "" if member is None else f"-member-{member}"
 
 
-def frontier_series(runs: dict[str, RunResults], threshold: float, what: str) -> dict[str, dict[int, int]]:
-    """{series name: {round: margin or reach}}: one line per run; a voting run alone gives one line
-    per member and their mean, several runs give each run's mean."""
-    series = {}
+def frontier_series(runs: dict[str, RunResults], threshold: float) -> tuple[dict, dict]:
+    """({series name: {round: margin}}, {series name: {round: reach}}): one line per run; a voting run
+    alone gives one line per member and their mean, several runs give each run's mean."""
+    views = {}
     for name, res in runs.items():
         if len(runs) == 1 and len(res.members) > 1:
-            for m in res.members:
-                series[f"member {m}"] = {r: x[what] for r, x in res.margins(threshold, m).items()}
+            views.update({f"member {m}": res.margins(threshold, m) for m in res.members})
             name = "mean"
-        series[name] = {r: x[what] for r, x in res.margins(threshold).items()}
-    return {k: v for k, v in series.items() if v}
+        views[name] = res.margins(threshold)
+    views = {k: v for k, v in views.items() if v}
+    return tuple(
+        {k: {r: x[what] for r, x in v.items()} for k, v in views.items()} for what in ("margin", "reach")
+    )
 
 
 def frontier_figures(runs: dict[str, RunResults], out: Path, threshold: float) -> dict[str, list[Path]]:
     """Figures 9 and 10 for one run or several side by side (`si-hf summary --figures`): margin.png
     and reach.png; none for n x m runs (no order of lengths past the trained range)."""
-    margin = frontier_series(runs, threshold, "margin")
+    margin, reach = frontier_series(runs, threshold)
     if not margin:
         return {"margin": [], "reach": []}
-    reach = frontier_series(runs, threshold, "reach")
     task = next(iter(runs.values())).task
     at = f">= {100 * threshold:g}%"
     first = min((r, pts[r]) for pts in reach.values() for r in pts)  # the earliest round shown
