@@ -160,6 +160,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="a demo round's length")
     parser.add_argument("--config", default=str(REPO / "recipes/copy/config_cpu.yaml"))
     parser.add_argument("--compile", action="store_true", help="also time torch_compile: true")
+    parser.add_argument(
+        "--pack_lengths", type=int, nargs="*", default=[], help="also time the recipe at these pack_length values"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         run = recipe(args.config, out)
@@ -180,6 +183,7 @@ def main() -> None:
         columns = [(f"round loop, the recipe (pack_length {si.pack_length})", si.pack_length, False)]
         if si.pack_length is not None:
             columns.append(("round loop, padded (pack_length unset)", None, False))
+        columns += [(f"round loop, pack_length {p}", p, False) for p in args.pack_lengths]
         if args.compile:
             columns.append(("round loop, the recipe + torch_compile", si.pack_length, True))
         eager = None
