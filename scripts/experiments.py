@@ -75,6 +75,8 @@ from pathlib import Path
 
 import yaml
 
+from si_hf.publishing.figures import lines as plot_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE_RECIPE = "recipes/reverse_addition/config_cpu_oracle.yaml"
 VOTE_RECIPE = "recipes/reverse_addition/config_cpu_accelerated.yaml"
@@ -413,6 +415,7 @@ def vote_variants(output_dir: Path, seed: int, round0: Path | None, rounds: int 
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(members[0].resolve(), target_is_directory=True)
     starts = {"shared_seed": shared, "more_data": members[0]}  # more_data: one model
+    curves: dict[str, dict[int, float]] = {}  # variant: exact match by length after the last round
     for variant in VOTE_VARIANTS:
         run, source = out / variant, starts.get(variant, members[0].parent)
         launch("--config", VOTE_RECIPE, "--seed", str(seed), "--schedule", "standard", "--num_rounds", str(rounds),
@@ -427,8 +430,17 @@ def vote_variants(output_dir: Path, seed: int, round0: Path | None, rounds: int 
             front = "/".join(str(frontier(m["accuracy"])) for m in ms)
             cells.append(f"{front} ({100 * sum(accs) / len(accs):.1f})" if accs else front or "-")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        last = by.get(rounds, [])
+        curves[variant] = (
+            {int(n): sum(m["accuracy"][n] for m in last) / len(last) for n in last[0]["accuracy"]}
+            if last
+            else {}
+        )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    title = f"Majority-vote variants after round {rounds} (appendix B.2.4, figure 17)"
+    plot_lines(curves, out / "vote_variants.png", title=title, ylabel="exact match, mean over members",
+               xlabel="operand length (digits)")  # fmt: skip
 
 
 def summarise(runs: list[Path], out: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_figures import assert_real_png
 
 from si_hf.cli import run
 
@@ -113,6 +114,7 @@ def test_data_size_and_vote_variants_from_k_round0_members(experiments, tmp_path
     assert [s["resumed_from"]["spec"] for s in sources] == [str(p.absolute()) for p in links]
     assert {p.resolve() for p in links} == {(round0 / "rounds" / "round-000" / "member-0").resolve()}
     assert "| more_data |" in (out / "summary.md").read_text()
+    assert_real_png(out / "vote_variants.png")
 
 
 def test_random_labels_needs_the_self_label_arm(experiments, tmp_path):
