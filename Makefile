@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quality demo bench reproduce reproduce-accelerated tokenizer clean experiments
+.PHONY: install test quality demo bench reproduce reproduce-accelerated reproduce-data-size reproduce-vote-variants tokenizer clean experiments
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,15 @@ reproduce: $(STAMP)
 # 42, 43, 44, with summaries and figures in outputs/experiments/acceleration/ (about 1 hour a seed).
 reproduce-accelerated: $(STAMP)
 	$(BIN)/python scripts/experiments.py acceleration
+
+# Appendix B.6.3 (self-labelled data size, figure 27) and B.2.4 (vote variants, table 2, figure 17) at CPU scale,
+# from the three round-0 members of the accelerated reverse-addition recipe (docs/experiments.md; about 10 and
+# 40 minutes): the same runs as `make experiment-data-size` and `make experiment-vote-variants`.
+reproduce-data-size: $(STAMP)
+	$(BIN)/python scripts/experiments.py data_size
+
+reproduce-vote-variants: $(STAMP)
+	$(BIN)/python scripts/experiments.py vote_variants
 
 reproduce-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py $(subst -,_,$*)
