@@ -129,7 +129,9 @@ def token_counts(run, r: int, steps: int) -> tuple[int, int, int]:
     return tuple(counts)
 
 
-def round_loop(run, r: int, steps: int, *, pack_length, torch_compile: bool = False) -> float:
+def round_loop(
+    run, r: int, steps: int, *, pack_length, torch_compile: bool = False, fixed_width: bool = False
+) -> float:
     """Examples/s of round r's Trainer run, `steps` steps, with the recipe's arguments."""
     with tempfile.TemporaryDirectory() as tmp:
         args = round_training_args(run.train_args, run.si, r, 0, tmp, precision_overrides(run.si.precision))
@@ -146,7 +148,10 @@ def round_loop(run, r: int, steps: int, *, pack_length, torch_compile: bool = Fa
             torch_compile=torch_compile,
         )
         collator = PromptCompletionCollator(
-            run.tokenizer, pack_length=pack_length, completion_only_loss=run.si.completion_only_loss
+            run.tokenizer,
+            pack_length=pack_length,
+            completion_only_loss=run.si.completion_only_loss,
+            pad_to_multiple_of=pack_length if fixed_width else None,  # every packed row exactly pack_length
         )
         model = build_model(run.model_args, run.tokenizer, seed=0)
         _, _, seconds = train(model, args, stream(run, r), collator, run.tokenizer)
@@ -161,7 +166,11 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "recipes/copy/config_cpu.yaml"))
     parser.add_argument("--compile", action="store_true", help="also time torch_compile: true")
     parser.add_argument(
-        "--pack_lengths", type=int, nargs="*", default=[], help="also time the recipe at these pack_length values"
+        "--pack_lengths",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the recipe at these pack_length values",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
@@ -184,16 +193,23 @@ def main() -> None:
         if si.pack_length is not None:
             columns.append(("round loop, padded (pack_length unset)", None, False))
         columns += [(f"round loop, pack_length {p}", p, False) for p in args.pack_lengths]
+        columns = [(*c, False) for c in columns]
         if args.compile:
-            columns.append(("round loop, the recipe + torch_compile", si.pack_length, True))
+            columns.append(("round loop, the recipe + torch_compile", si.pack_length, True, False))
+            if si.pack_length is not None:
+                columns.append(("  ... rows of exactly pack_length", si.pack_length, True, True))
         eager = None
-        for name, pack, compiled in columns:
+        for name, pack, compiled, fixed in columns:
             note = ""
             if compiled:  # the first run compiles; the second is what every later step costs
-                first = round_loop(run, r, args.steps, pack_length=pack, torch_compile=True)
+                first = round_loop(
+                    run, r, args.steps, pack_length=pack, torch_compile=True, fixed_width=fixed
+                )
                 cost = args.steps * t.per_device_train_batch_size * (1 / first - 1 / eager)
                 note = f"  (compiling cost {cost:.0f} s once)"
-            speed = round_loop(run, r, args.steps, pack_length=pack, torch_compile=compiled)
+            speed = round_loop(
+                run, r, args.steps, pack_length=pack, torch_compile=compiled, fixed_width=fixed
+            )
             eager = eager or speed
             print(f"  {name:48s} {speed:8.0f} ex/s  {speed / base:.2f}x{note}")
 
