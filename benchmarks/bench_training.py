@@ -10,11 +10,13 @@ The baseline is the stricter one: the same rows of the same stream collated into
 before the clock starts, then forward, backward, gradient clipping and the optimizer step only, in
 fp32. The round loop is `si_hf.training.train` (Trainer) streaming, collating and training as a round
 does, timed the same way a round's `train_seconds` is. Columns: the recipe as written, the recipe
-padded (`pack_length` unset), and the recipe under `torch_compile: true`, steady state: a first,
-unmeasured run fills torch.compile's caches (as a run's first round does) and the seconds that first run
-took beyond the eager one are printed beside it.
+padded (`pack_length` unset), the recipe at each `--pack_lengths` value, and with `--compile` the recipe
+under `torch_compile: true`, also with every packed row exactly `pack_length` wide (static shapes), steady
+state: a first, unmeasured run fills torch.compile's caches (as a run's first round does) and the seconds
+that first run took beyond the eager one are printed beside it (about 0 once inductor's on-disk cache holds
+the graphs from an earlier run on the machine).
 
-    .venv/bin/python benchmarks/bench_training.py [--steps 300] [--config recipes/copy/config_cpu.yaml] [--compile]
+    .venv/bin/python benchmarks/bench_training.py [--steps 300] [--config recipes/copy/config_cpu.yaml] [--compile] [--pack_lengths 1 32]
 """
 
 import argparse
